@@ -1,0 +1,3 @@
+"""JSON API routes (/api/)."""
+
+urlpatterns: list = []

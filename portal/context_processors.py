@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def ephemera(request: HttpRequest) -> dict[str, Any]:
+    return {"EPHEMERA_DEMO": settings.DEMO, "EPHEMERA_CLUSTER_NAME": settings.EPHEMERA_CLUSTER_NAME}

@@ -1,0 +1,53 @@
+"""Core models shared by every app: the audit trail and API tokens."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditEvent(models.Model):
+    """One thing that happened, written in the same transaction as the change it records.
+
+    Append-only: rows are never updated or deleted. Each row carries the hash of the row
+    before it (`prev_hash`) and its own hash over its content, so `verify_audit` can find
+    any change or gap. `portal.audit.record_event` is the only writer.
+    """
+
+    created_at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Kept as text too: the trail must still read right if a user is renamed.
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=64, db_index=True)  # e.g. "request.approved"
+    request = models.ForeignKey("approvals.DebugRequest", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events")
+    session = models.ForeignKey("debug_sessions.DebugSession", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events")
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name or 'system'} {self.action}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API and the terminal websocket.
+
+    Only a SHA-256 of the token is stored; the token itself is shown once, by
+    `manage.py create_api_token`.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, db_index=True)  # first characters, to tell tokens apart
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.prefix}…"

@@ -1,0 +1,196 @@
+"""Django settings for Ephemera, all read from the environment (see README "Settings").
+
+Embedded defaults (SQLite, in-memory channel layer) make a fresh checkout run with
+`make run`; production sets DATABASE_URL, REDIS_URL, SECRET_KEY and ALLOWED_HOSTS.
+Any bad value stops start-up with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from portal.env import SettingError, env, envbool, envint, envlist
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env("EPHEMERA_VAR_DIR", str(BASE_DIR / "var")))
+
+# Demo mode: embedded defaults, demo users allowed (`seed_demo`), kubesim as the cluster.
+DEMO = envbool("EPHEMERA_DEMO", False)
+DEBUG = envbool("DEBUG", False)
+
+SECRET_KEY = env("SECRET_KEY")
+if not SECRET_KEY:
+    if not (DEMO or DEBUG):
+        raise SettingError(
+            "SECRET_KEY is required (set SECRET_KEY or SECRET_KEY_FILE); "
+            "only demo mode (EPHEMERA_DEMO=1) or DEBUG=1 may run without one"
+        )
+    SECRET_KEY = "ephemera-insecure-demo-key-not-for-production"
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if (DEMO or DEBUG) else [])
+if not ALLOWED_HOSTS:
+    raise SettingError("ALLOWED_HOSTS is required outside demo/debug mode (comma-separated host names)")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("http://", "https://")):
+        raise SettingError(f"CSRF_TRUSTED_ORIGINS entry {_origin!r} must start with http:// or https://")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "portal",
+    "approvals",
+    "sessions.apps.DebugSessionsConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+ASGI_APPLICATION = "portal.asgi.application"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "portal" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.ephemera",
+            ],
+        },
+    },
+]
+
+_default_db = f"sqlite:///{VAR_DIR / 'ephemera.sqlite3'}"
+try:
+    DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL", _default_db), conn_max_age=60)}
+except Exception as exc:  # dj_database_url raises several types; all mean the same thing here
+    raise SettingError(f"DATABASE_URL cannot be parsed: {exc}") from exc
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite: a busy timeout so the reaper, the portal and tests don't fail on a locked file,
+    # and IMMEDIATE transactions so concurrent writers serialize instead of deadlocking.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env("REDIS_URL")
+if REDIS_URL:
+    if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingError(f"REDIS_URL must start with redis://, rediss:// or unix:// (got {REDIS_URL.split(':')[0]}://...)")
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("EPHEMERA_CHANNEL_PREFIX", "ephemera")},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# The npm build (frontend/) writes its bundles here; nothing is loaded from a CDN.
+STATICFILES_DIRS = [BASE_DIR / "frontend" / "build"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(VAR_DIR / "media")}},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = envbool("EPHEMERA_SECURE_COOKIES", not (DEMO or DEBUG))
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("EPHEMERA_BEHIND_TLS_PROXY", False) else None
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.api_auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Ephemera API",
+    "DESCRIPTION": "Just-in-time Kubernetes debug access: requests, approvals, sessions.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Ephemera policy and limits -------------------------------------------------------
+# Debug images a request may use (exact names; what kubectl debug --image would get).
+EPHEMERA_DEBUG_IMAGES = envlist("EPHEMERA_DEBUG_IMAGES", ["busybox"])
+EPHEMERA_DEFAULT_DURATION_MINUTES = envint("EPHEMERA_DEFAULT_DURATION_MINUTES", 30, minimum=1)
+EPHEMERA_MAX_DURATION_MINUTES = envint("EPHEMERA_MAX_DURATION_MINUTES", 120, minimum=1, maximum=24 * 60)
+if EPHEMERA_DEFAULT_DURATION_MINUTES > EPHEMERA_MAX_DURATION_MINUTES:
+    raise SettingError("EPHEMERA_DEFAULT_DURATION_MINUTES is above EPHEMERA_MAX_DURATION_MINUTES")
+# How long a pending request waits for a decision before it expires.
+EPHEMERA_REQUEST_TTL_MINUTES = envint("EPHEMERA_REQUEST_TTL_MINUTES", 60, minimum=1)
+# Policy: approvals each request needs, and namespaces whose requests are auto-approved
+# (only for the profiles listed in EPHEMERA_AUTO_APPROVE_PROFILES).
+EPHEMERA_APPROVALS_REQUIRED = envint("EPHEMERA_APPROVALS_REQUIRED", 1, minimum=1, maximum=5)
+EPHEMERA_AUTO_APPROVE_NAMESPACES = envlist("EPHEMERA_AUTO_APPROVE_NAMESPACES", [])
+EPHEMERA_AUTO_APPROVE_PROFILES = envlist("EPHEMERA_AUTO_APPROVE_PROFILES", ["restricted", "baseline"])
+EPHEMERA_APPROVER_GROUP = env("EPHEMERA_APPROVER_GROUP", "approvers")
+EPHEMERA_AUDITOR_GROUP = env("EPHEMERA_AUDITOR_GROUP", "auditors")
+# How long provisioning waits for the debug container to run before it fails the session.
+EPHEMERA_PROVISION_TIMEOUT_SECONDS = envint("EPHEMERA_PROVISION_TIMEOUT_SECONDS", 120, minimum=5)
+# Where node-debugger pods are created (issue: node debugging).
+EPHEMERA_NODE_DEBUG_NAMESPACE = env("EPHEMERA_NODE_DEBUG_NAMESPACE", "default")
+# Cluster connection: KUBECONFIG (path) or, when unset, the in-cluster service account.
+EPHEMERA_KUBECONFIG = env("KUBECONFIG")
+EPHEMERA_KUBE_CONTEXT = env("EPHEMERA_KUBE_CONTEXT")
+EPHEMERA_CLUSTER_NAME = env("EPHEMERA_CLUSTER_NAME", "default")
+# Terminal websocket: Origins allowed besides ALLOWED_HOSTS' own.
+EPHEMERA_WS_ALLOWED_ORIGINS = envlist("EPHEMERA_WS_ALLOWED_ORIGINS", [])
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+}

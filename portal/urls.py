@@ -1,0 +1,14 @@
+"""Top-level URL map: each app brings its own pages; the JSON API lives under /api/."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(template_name="portal/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/", include("portal.api_urls")),
+    path("sessions/", include("sessions.urls")),
+    path("", include("approvals.urls")),
+]

@@ -1,0 +1,44 @@
+"""A debug session: the ephemeral container (or node-debugger pod) made for one approved request."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from sessions.choices import SessionStatus
+
+
+class DebugSession(models.Model):
+    """What Ephemera created in the cluster for an approved request, and its lifetime.
+
+    The status only moves along `sessions.choices.SESSION_MOVES`, through the services.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request = models.OneToOneField("approvals.DebugRequest", on_delete=models.PROTECT, related_name="session")
+    status = models.CharField(max_length=16, choices=SessionStatus.choices, default=SessionStatus.PROVISIONING, db_index=True)
+    created_at = models.DateTimeField()
+    # Where the debug shell lives: the pod (target's pod, or the node-debugger pod) and container.
+    namespace = models.CharField(max_length=63)
+    pod = models.CharField(max_length=253)
+    container_name = models.CharField(max_length=63)
+    # Live provisioning progress, e.g. "ImagePullBackOff: back-off pulling image".
+    progress = models.CharField(max_length=500, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=32, blank=True)
+    ended_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    failure_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.pod}:{self.container_name} ({self.status})"
+
+    @property
+    def websocket_path(self) -> str:
+        return f"/ws/sessions/{self.id}/terminal"
