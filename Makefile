@@ -1,0 +1,51 @@
+# Ephemera: `make run` (demo on embedded defaults) and `make test` do all the set-up themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PY := $(VENV)/.installed
+STAMP_JS := frontend/node_modules/.installed
+BUNDLE := frontend/build/ephemera/.built
+
+.PHONY: run test deps lint bench clean
+
+deps: $(STAMP_PY) $(BUNDLE)
+
+# Python dependencies, pinned in requirements/, into a local virtualenv.
+$(STAMP_PY): requirements/base.txt requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+# npm packages from the lockfile (xterm.js, asciinema-player, esbuild); nothing from a CDN.
+$(STAMP_JS): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
+
+$(BUNDLE): $(STAMP_JS) frontend/build.mjs $(shell find frontend/src -type f 2>/dev/null)
+	cd frontend && node build.mjs
+	touch $@
+
+# The portal on embedded defaults: SQLite, in-memory channel layer, kubesim as the cluster,
+# demo users. Prints the URL and the logins. Ctrl-C stops everything it started.
+run: deps
+	$(PY) -m portal.demo
+
+# The whole suite: lint, migrations check, unit/service/consumer tests, kubesim with the real
+# kubectl, and the browser tests (Debian's chromium, installed here if missing).
+test: deps
+	bash scripts/ensure-chromium.sh
+	$(VENV)/bin/ruff check .
+	EPHEMERA_DEMO=1 $(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP_PY)
+	$(VENV)/bin/ruff check .
+
+bench: deps
+	$(PY) bench/kubesim_attach.py
+	$(PY) bench/terminal.py
+
+clean:
+	rm -rf $(VENV) frontend/node_modules frontend/build var staticfiles
