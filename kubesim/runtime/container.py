@@ -1,0 +1,263 @@
+"""One container: its status as the kubelet would report it, and its main process's life cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .ids import go_duration, new_container_id, now_rfc3339
+from .images import Image, ImageKind, pull_error_message, resolve
+from .logbuffer import LogBuffer
+from .process import Process
+
+log = logging.getLogger(__name__)
+
+ContainerKey = tuple[str, str, str]
+StatusCallback = Callable[[ContainerKey, str, dict[str, Any]], None]
+
+FAKE_NGINX = str(Path(__file__).with_name("fake_nginx.py"))
+NONROOT_UID = 65532  # distroless/chainguard "nonroot"
+CRASH_SCRIPT = "echo 'starting up'; sleep 1; echo 'fatal: cannot reach the database' >&2; exit 1"
+NGINX_BINARIES = ("nginx", "/usr/sbin/nginx")
+
+
+class ExecError(Exception):
+    """The runtime could not start the exec'd process; the text is what containerd would say."""
+
+
+class Timing:
+    """Back-off knobs, so tests can run the kubelet's 10s..5m schedule in milliseconds."""
+
+    def __init__(self, pull_delay: float = 0.0, backoff: float = 10.0, max_backoff: float = 300.0) -> None:
+        self.pull_delay = pull_delay
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+
+
+def _not_found(argv0: str) -> str:
+    # runc's wording: a bare name is looked up in $PATH, a path is stat'ed.
+    if "/" in argv0:
+        return f'exec: "{argv0}": stat {argv0}: no such file or directory'
+    return f'exec: "{argv0}": executable file not found in $PATH'
+
+
+class Container:
+    def __init__(self, pod: dict[str, Any], spec: dict[str, Any], kind: str, timing: Timing, on_status: StatusCallback) -> None:
+        meta = pod.get("metadata", {})
+        self.namespace: str = meta.get("namespace", "default")
+        self.pod_name: str = meta["name"]
+        self.pod_uid: str = meta.get("uid", "")
+        self.restart_policy: str = pod.get("spec", {}).get("restartPolicy", "Always")
+        self.spec = spec
+        self.kind = kind
+        self.name: str = spec["name"]
+        self.key: ContainerKey = (self.namespace, self.pod_name, self.name)
+        self.image: Image = resolve(spec.get("image", ""))
+        self.tty = bool(spec.get("tty"))
+        self.stdin = bool(spec.get("stdin"))
+        self.stdin_once = bool(spec.get("stdinOnce"))
+        self.timing = timing
+        self._on_status = on_status
+        self.logs = LogBuffer()
+        self.process: Process | None = None
+        self.execs: set[Process] = set()
+        self.container_id: str | None = None
+        self.restart_count = 0
+        self.state: dict[str, Any] = {}
+        self.last_state: dict[str, Any] = {}
+        self._started_at = ""
+        self._stop = asyncio.Event()
+        self.task: asyncio.Task[int | None] | None = None
+
+    # --- status ----------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        running = "running" in self.state
+        completed_init = self.kind == "initContainer" and self.state.get("terminated", {}).get("exitCode") == 0
+        status: dict[str, Any] = {
+            "name": self.name,
+            "image": self.image.normalized,
+            "imageID": self.image.image_id if self.container_id else "",
+            "ready": (running and self.kind == "container") or completed_init,
+            "started": running,
+            "restartCount": self.restart_count,
+            "state": self.state,
+            "lastState": self.last_state,
+        }
+        if self.container_id:
+            status["containerID"] = f"containerd://{self.container_id}"
+        return status
+
+    def _emit(self) -> None:
+        try:
+            self._on_status(self.key, self.kind, self.status())
+        except Exception:
+            log.exception("on_status callback failed for %s", self.key)
+
+    def set_waiting(self, reason: str, message: str | None = None) -> None:
+        self.state = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
+        self._emit()
+
+    @property
+    def is_running(self) -> bool:
+        return self.process is not None and not self.process.exited.is_set() and "running" in self.state
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[int | None]:
+        self.task = asyncio.ensure_future(self.run())
+        return self.task
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopped; True if we were stopped."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def run(self) -> int | None:
+        """Pull, run, restart per policy. Returns the final exit code (None if stopped before running)."""
+        if "waiting" not in self.state:
+            self.set_waiting("ContainerCreating")
+        if self.timing.pull_delay and await self._sleep(self.timing.pull_delay):
+            return None
+        if self.image.kind is ImageKind.PULL_ERROR:
+            await self._pull_forever()
+            return None
+        backoff = self.timing.backoff
+        while True:
+            code = await self._run_once()
+            if self._stop.is_set() or not self._should_restart(code):
+                return code
+            self.last_state = self.state
+            self.set_waiting(
+                "CrashLoopBackOff",
+                f"back-off {go_duration(backoff)} restarting failed container={self.name} "
+                f"pod={self.pod_name}_{self.namespace}({self.pod_uid})",
+            )
+            if await self._sleep(backoff):
+                return code
+            backoff = min(backoff * 2, self.timing.max_backoff)
+            self.restart_count += 1
+
+    def _should_restart(self, code: int) -> bool:
+        if self.kind == "ephemeralContainer":
+            return False  # ephemeral containers are never restarted
+        if self.kind == "initContainer":
+            return code != 0 and self.restart_policy != "Never"
+        return self.restart_policy == "Always" or (self.restart_policy == "OnFailure" and code != 0)
+
+    async def _pull_forever(self) -> None:
+        backoff = self.timing.backoff
+        while True:
+            self.set_waiting("ErrImagePull", pull_error_message(self.image))
+            if await self._sleep(min(1.0, backoff / 10)):
+                return
+            self.set_waiting("ImagePullBackOff", f'Back-off pulling image "{self.image.reference}"')
+            if await self._sleep(backoff):
+                return
+            backoff = min(backoff * 2, self.timing.max_backoff)
+
+    async def _run_once(self) -> int:
+        self.container_id = new_container_id()
+        started = now_rfc3339()
+        try:
+            proc = Process(self._main_argv(), tty=self.tty, stdin=self.stdin, env=self.env(), log=self.logs)
+        except OSError as e:
+            reason = _not_found(self._main_argv()[0]) if isinstance(e, FileNotFoundError) else str(e)
+            message = (
+                "failed to create containerd task: failed to create shim task: OCI runtime create failed: "
+                f"runc create failed: unable to start container process: {reason}: unknown"
+            )
+            self._set_terminated(128, "StartError", started, message)
+            return 128
+        self.process = proc
+        self.state = {"running": {"startedAt": started}}
+        self._emit()
+        await proc.finished.wait()
+        code = proc.exit_code if proc.exit_code is not None else 137
+        self._set_terminated(code, "Completed" if code == 0 else "Error", started)
+        return code
+
+    def _set_terminated(self, code: int, reason: str, started: str, message: str | None = None) -> None:
+        term: dict[str, Any] = {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now_rfc3339()}
+        if message:
+            term["message"] = message
+        term["containerID"] = f"containerd://{self.container_id}"
+        self.state = {"terminated": term}
+        self._emit()
+
+    async def stop(self, grace: float) -> None:
+        """Stop for good: no restart, kill the main process and every exec, then let run() finish."""
+        self._stop.set()
+        procs = [p for p in (self.process, *self.execs) if p is not None]
+        await asyncio.gather(*(p.terminate(grace) for p in procs), return_exceptions=True)
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    # --- what runs -------------------------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        env = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": "/root",
+            "HOSTNAME": self.pod_name,
+        }
+        if self.tty:
+            env["TERM"] = "xterm-256color"
+        for var in self.spec.get("env") or []:
+            if "value" in var:  # valueFrom needs the API server; literal values are enough here
+                env[var["name"]] = str(var["value"])
+        return env
+
+    def _main_argv(self) -> list[str]:
+        kind = self.image.kind
+        if kind is ImageKind.DISTROLESS_NGINX:
+            argv = [sys.executable, FAKE_NGINX, "serve"]
+            if os.getuid() == 0:
+                argv += ["--uid", str(NONROOT_UID), "--gid", str(NONROOT_UID)]
+            return argv
+        if kind is ImageKind.CRASHLOOP:
+            return ["/bin/sh", "-c", CRASH_SCRIPT]
+        command = list(self.spec.get("command") or [])
+        args = list(self.spec.get("args") or [])
+        if command or args:
+            return command + args if command else args  # busybox has no ENTRYPOINT: args replace CMD
+        if self.kind == "container" and not self.stdin:
+            # A regular container without stdin would run sh and exit at once: we assume the
+            # image's default command is a long-running server instead.
+            return ["sleep", "infinity"]
+        return ["/bin/sh"]
+
+    def exec(self, command: list[str], *, tty: bool, stdin: bool) -> Process:
+        """Start a process "inside" the container, or raise ExecError like containerd would."""
+        exec_id = new_container_id()
+        argv = command
+        if self.image.kind is ImageKind.DISTROLESS_NGINX:
+            if not command or command[0] not in NGINX_BINARIES:
+                raise ExecError(self._exec_failure(exec_id, _not_found(command[0] if command else "")))
+            argv = [sys.executable, FAKE_NGINX, "cli", *command[1:]]
+        env = self.env()
+        if tty:
+            env["TERM"] = "xterm-256color"
+        try:
+            proc = Process(argv, tty=tty, stdin=stdin, env=env)
+        except FileNotFoundError:
+            raise ExecError(self._exec_failure(exec_id, _not_found(command[0]))) from None
+        except PermissionError:
+            raise ExecError(self._exec_failure(exec_id, f'exec: "{command[0]}": permission denied')) from None
+        self.execs.add(proc)  # the exec handler discards it when it is over
+        return proc
+
+    @staticmethod
+    def _exec_failure(exec_id: str, reason: str) -> str:
+        return (
+            f'error executing command in container: failed to exec in container: failed to start exec "{exec_id}": '
+            f"OCI runtime exec failed: exec failed: unable to start container process: {reason}: unknown"
+        )

@@ -1,0 +1,216 @@
+"""The Runtime facade the API server calls: pods, ephemeral containers, attach/exec, logs, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from .container import Container, ContainerKey, ExecError, StatusCallback, Timing
+from .process import Process
+from .streams import CLOSE, RESIZE, STDIN, ChannelStream, exit_code_status, internal_error_status, parse_resize, success_status
+
+log = logging.getLogger(__name__)
+
+PodKey = tuple[str, str]
+
+
+class _Pod:
+    def __init__(self) -> None:
+        self.containers: dict[str, Container] = {}
+        self.init_task: asyncio.Task[None] | None = None
+        self.stopping = False
+
+
+class Runtime:
+    """Runs "containers" as local processes and serves their attach/exec websockets.
+
+    Must be constructed and used on one running asyncio loop (the aiohttp server's).
+    """
+
+    def __init__(
+        self, on_status: StatusCallback, pull_delay: float = 0.0, *, backoff: float = 10.0, max_backoff: float = 300.0
+    ) -> None:
+        self._on_status = on_status
+        self._timing = Timing(pull_delay=pull_delay, backoff=backoff, max_backoff=max_backoff)
+        self._pods: dict[PodKey, _Pod] = {}
+        self._streams: dict[ChannelStream, ContainerKey] = {}
+        self._reapers: set[asyncio.Task[None]] = set()
+
+    # --- pods ------------------------------------------------------------------------------------
+
+    async def start_pod(self, pod: dict[str, Any]) -> None:
+        meta, spec = pod["metadata"], pod.get("spec", {})
+        pod_key: PodKey = (meta.get("namespace", "default"), meta["name"])
+        entry = self._pods.setdefault(pod_key, _Pod())
+        inits = [Container(pod, c, "initContainer", self._timing, self._on_status) for c in spec.get("initContainers") or []]
+        regular = [Container(pod, c, "container", self._timing, self._on_status) for c in spec.get("containers") or []]
+        for c in inits + regular:
+            entry.containers[c.name] = c
+        for c in inits:
+            c.set_waiting("PodInitializing")
+        for c in regular:
+            c.set_waiting("PodInitializing" if inits else "ContainerCreating")
+        if inits:
+            entry.init_task = asyncio.ensure_future(self._init_then_start(entry, inits, regular))
+        else:
+            for c in regular:
+                c.start()
+
+    async def _init_then_start(self, entry: _Pod, inits: list[Container], regular: list[Container]) -> None:
+        # Init containers run one at a time, each to success, before any regular container.
+        for c in inits:
+            if await c.start() != 0 or entry.stopping:
+                return
+        for c in regular:
+            c.start()
+
+    async def start_ephemeral(self, pod: dict[str, Any], container: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        entry = self._pods.setdefault((meta.get("namespace", "default"), meta["name"]), _Pod())
+        c = Container(pod, container, "ephemeralContainer", self._timing, self._on_status)
+        entry.containers[c.name] = c
+        c.start()
+
+    async def stop_pod(self, namespace: str, name: str, grace_seconds: float = 1.0) -> None:
+        entry = self._pods.pop((namespace, name), None)
+        if entry is None:
+            return
+        entry.stopping = True
+        await asyncio.gather(*(c.stop(grace_seconds) for c in entry.containers.values()), return_exceptions=True)
+        if entry.init_task is not None:
+            await asyncio.gather(entry.init_task, return_exceptions=True)
+
+    def is_running(self, key: ContainerKey) -> bool:
+        c = self._find(key)
+        return c is not None and c.is_running
+
+    def logs(self, key: ContainerKey) -> bytes:
+        c = self._find(key)
+        return c.logs.getvalue() if c is not None else b""
+
+    def processes(self, key: ContainerKey) -> list[Process]:
+        """Main process and execs of a container (for tests and diagnostics)."""
+        c = self._find(key)
+        if c is None:
+            return []
+        return [p for p in (c.process, *c.execs) if p is not None]
+
+    def _find(self, key: ContainerKey) -> Container | None:
+        entry = self._pods.get((key[0], key[1]))
+        return entry.containers.get(key[2]) if entry is not None else None
+
+    # --- streams ---------------------------------------------------------------------------------
+
+    async def handle_attach(
+        self, request: web.Request, key: ContainerKey, *, stdin: bool, stdout: bool, stderr: bool, tty: bool
+    ) -> web.WebSocketResponse:
+        container = self._find(key)
+        stream = ChannelStream(request, stdout=stdout, stderr=stderr and not tty)
+        await stream.open()
+        proc = container.process if container is not None else None
+        if container is None or proc is None or proc.finished.is_set():
+            await stream.close()
+            return stream.ws
+        wants_stdin = stdin and proc.has_stdin
+        self._streams[stream] = key
+        proc.add_sink(stream.sink)
+        watcher = asyncio.ensure_future(self._close_when_finished(proc, stream, None))
+        try:
+            async for channel, payload in stream.inputs():
+                if channel == STDIN and wants_stdin:
+                    await proc.write_stdin(payload)
+                elif channel == RESIZE:
+                    self._resize(proc, payload)
+                elif channel == CLOSE and payload[:1] == b"\x00" and wants_stdin and container.stdin_once:
+                    # Without stdinOnce containerd keeps the container's stdin open for the next attacher.
+                    await proc.close_stdin()
+        finally:
+            proc.remove_sink(stream.sink)
+            watcher.cancel()
+            self._streams.pop(stream, None)
+            if wants_stdin and container.stdin_once:
+                await proc.close_stdin()
+        return stream.ws
+
+    async def handle_exec(
+        self, request: web.Request, key: ContainerKey, command: list[str], *, stdin: bool, stdout: bool, stderr: bool, tty: bool
+    ) -> web.WebSocketResponse:
+        container = self._find(key)
+        stream = ChannelStream(request, stdout=stdout, stderr=stderr and not tty)
+        await stream.open()
+        if container is None:
+            await stream.send_status(internal_error_status(f"container {key[2]} not found"))
+            await stream.close()
+            return stream.ws
+        try:
+            proc = container.exec(command, tty=tty, stdin=stdin)
+        except ExecError as e:
+            await stream.send_status(internal_error_status(str(e)))
+            await stream.close()
+            return stream.ws
+        self._streams[stream] = key
+        proc.add_sink(stream.sink)
+        watcher = asyncio.ensure_future(self._close_when_finished(proc, stream, command))
+        try:
+            async for channel, payload in stream.inputs():
+                if channel == STDIN and stdin:
+                    await proc.write_stdin(payload)
+                elif channel == RESIZE:
+                    self._resize(proc, payload)
+                elif channel == CLOSE and payload[:1] == b"\x00":
+                    await proc.close_stdin()
+        finally:
+            proc.remove_sink(stream.sink)
+            self._streams.pop(stream, None)
+            if not proc.finished.is_set():
+                # The client went away: like a hung-up terminal, the exec'd command goes too.
+                watcher.cancel()
+                self._reap_later(container, proc)
+            else:
+                await asyncio.gather(watcher, return_exceptions=True)
+                container.execs.discard(proc)
+        return stream.ws
+
+    async def _close_when_finished(self, proc: Process, stream: ChannelStream, command: list[str] | None) -> None:
+        await proc.finished.wait()  # all output has been sent by now
+        if command is not None:  # exec reports how it ended; attach never does
+            code = proc.exit_code or 0
+            await stream.send_status(success_status() if code == 0 else exit_code_status(command, code))
+        await stream.close()
+
+    def _reap_later(self, container: Container, proc: Process) -> None:
+        async def reap() -> None:
+            try:
+                await proc.terminate(0.5)
+            finally:
+                container.execs.discard(proc)
+
+        task = asyncio.ensure_future(reap())
+        self._reapers.add(task)
+        task.add_done_callback(self._reapers.discard)
+
+    @staticmethod
+    def _resize(proc: Process, payload: bytes) -> None:
+        size = parse_resize(payload)
+        if size is not None:
+            proc.resize(*size)
+
+    def cut_streams(self, namespace: str | None = None, pod: str | None = None, container: str | None = None) -> int:
+        cut = 0
+        for stream, (ns, p, c) in list(self._streams.items()):
+            if (namespace in (None, ns)) and (pod in (None, p)) and (container in (None, c)):
+                stream.abort()
+                cut += 1
+        return cut
+
+    async def shutdown(self) -> None:
+        entries = list(self._pods.items())
+        await asyncio.gather(*(self.stop_pod(ns, name, 0.5) for (ns, name), _ in entries), return_exceptions=True)
+        if self._reapers:
+            await asyncio.gather(*list(self._reapers), return_exceptions=True)
+        for stream in list(self._streams):
+            stream.abort()
+        self._streams.clear()
