@@ -1,8 +1,43 @@
-"""Placeholder: the core engineer replaces this with bearer-token authentication."""
+"""DRF authentication by `Authorization: Bearer <token>` (tokens from portal.tokens)."""
 
-from rest_framework.authentication import BaseAuthentication
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
+
+from portal.tokens import user_for_token
 
 
 class BearerTokenAuthentication(BaseAuthentication):
-    def authenticate(self, request):  # type: ignore[no-untyped-def]
-        return None
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None  # not ours: let session authentication try
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <token>'.")
+        try:
+            raw = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid token.") from None
+        user = user_for_token(raw)
+        if user is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        return (user, None)
+
+    def authenticate_header(self, request: Request) -> str:
+        # Makes DRF answer 401 (not 403) with WWW-Authenticate when authentication fails.
+        return f'{self.keyword} realm="api"'
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    target_class = "portal.api_auth.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer"}

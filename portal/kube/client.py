@@ -1,0 +1,317 @@
+"""A small, typed, synchronous client for the few Kubernetes calls Ephemera makes.
+
+Built on the official client (one ApiClient per process, from portal.kube.config) but
+reading raw JSON, so what we compare and store is what the apiserver sent. Every method is
+blocking: async callers wrap it in `sync_to_async(thread_sensitive=False)`.
+Every failure surfaces as a portal.kube.errors.KubeError subclass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client as k8s_client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+from portal.kube.config import load_connection
+from portal.kube.errors import KubeError, KubeNotFound, KubeTimeout, KubeUnavailable, from_exception
+from portal.kube.specs import ephemeral_patch
+
+logger = logging.getLogger(__name__)
+
+# Seconds for one ordinary API call (connect, read); watches get their own.
+CALL_TIMEOUT = (5, 20)
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    name: str
+    image: str
+    ready: bool
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    name: str
+    namespace: str
+    phase: str
+    containers: list[ContainerInfo]
+    all_container_names: list[str] = field(default_factory=list)  # incl. init and ephemeral
+
+    @property
+    def container_names(self) -> list[str]:
+        return [c.name for c in self.containers]
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    ready: bool
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """The state of one (ephemeral) container, as reported in the pod status."""
+
+    state: str  # "waiting" | "running" | "terminated" | "unknown" (no status yet)
+    reason: str = ""
+    message: str = ""
+    exit_code: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("running", "terminated")
+
+    def describe(self) -> str:
+        if self.state == "unknown":
+            return "waiting for the kubelet to report the container"
+        text = self.state
+        if self.reason:
+            text = f"{text}: {self.reason}"
+        if self.message:
+            text = f"{text}: {self.message}"
+        return text
+
+
+def pod_info(raw: dict[str, Any]) -> PodInfo:
+    meta = raw.get("metadata") or {}
+    spec = raw.get("spec") or {}
+    status = raw.get("status") or {}
+    ready = {s.get("name"): bool(s.get("ready")) for s in status.get("containerStatuses") or []}
+    containers = [ContainerInfo(name=c.get("name", ""), image=c.get("image", ""), ready=ready.get(c.get("name"), False)) for c in spec.get("containers") or []]
+    names = [c.get("name", "") for key in ("containers", "initContainers", "ephemeralContainers") for c in spec.get(key) or []]
+    return PodInfo(name=meta.get("name", ""), namespace=meta.get("namespace", ""), phase=status.get("phase", ""), containers=containers, all_container_names=names)
+
+
+def ephemeral_state(raw_pod: dict[str, Any], container: str) -> ContainerState:
+    for st in (raw_pod.get("status") or {}).get("ephemeralContainerStatuses") or []:
+        if st.get("name") != container:
+            continue
+        state = st.get("state") or {}
+        if "running" in state:
+            return ContainerState("running")
+        if "terminated" in state:
+            t = state["terminated"] or {}
+            return ContainerState("terminated", t.get("reason", ""), t.get("message", ""), t.get("exitCode"))
+        if "waiting" in state:
+            w = state["waiting"] or {}
+            return ContainerState("waiting", w.get("reason", ""), w.get("message", ""))
+    return ContainerState("unknown")
+
+
+class KubeClient:
+    """The portal's calls to the apiserver. One instance per process (see `get_client`)."""
+
+    def __init__(self, configuration: k8s_client.Configuration) -> None:
+        self._api_client = k8s_client.ApiClient(configuration)
+        self._api_client.user_agent = "ephemera-portal"
+        self.core = k8s_client.CoreV1Api(self._api_client)
+
+    def close(self) -> None:
+        self._api_client.close()
+
+    # --- plumbing ------------------------------------------------------------------
+    def _json(self, doing: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        kwargs.setdefault("_request_timeout", CALL_TIMEOUT)
+        try:
+            resp = method(*args, _preload_content=False, **kwargs)
+            data = resp.data
+        except Exception as exc:
+            raise from_exception(exc, doing=doing) from exc
+        try:
+            parsed = json.loads(data)
+        except ValueError as exc:
+            raise KubeUnavailable(f"the cluster sent a response that isn't JSON while {doing}") from exc
+        if not isinstance(parsed, dict):
+            raise KubeUnavailable(f"the cluster sent an unexpected response while {doing}")
+        return parsed
+
+    # --- reads ---------------------------------------------------------------------
+    def list_namespaces(self) -> list[str]:
+        raw = self._json("listing namespaces", self.core.list_namespace)
+        return sorted(item["metadata"]["name"] for item in raw.get("items") or [])
+
+    def list_pods(self, namespace: str) -> list[PodInfo]:
+        raw = self._json(f"listing pods in {namespace}", self.core.list_namespaced_pod, namespace)
+        return sorted((pod_info(item) for item in raw.get("items") or []), key=lambda p: p.name)
+
+    def get_pod_raw(self, namespace: str, pod: str) -> dict[str, Any]:
+        try:
+            return self._json(f"reading pod {namespace}/{pod}", self.core.read_namespaced_pod, pod, namespace)
+        except KubeNotFound as exc:
+            raise KubeNotFound(f"pod {namespace}/{pod} does not exist", status=404) from exc
+
+    def get_pod(self, namespace: str, pod: str) -> PodInfo:
+        return pod_info(self.get_pod_raw(namespace, pod))
+
+    def list_nodes(self) -> list[NodeInfo]:
+        raw = self._json("listing nodes", self.core.list_node)
+        nodes = []
+        for item in raw.get("items") or []:
+            conditions = (item.get("status") or {}).get("conditions") or []
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+            nodes.append(NodeInfo(name=item["metadata"]["name"], ready=ready))
+        return sorted(nodes, key=lambda n: n.name)
+
+    # --- ephemeral containers ------------------------------------------------------
+    def add_ephemeral_container(self, namespace: str, pod: str, container: dict[str, Any]) -> dict[str, Any]:
+        """PATCH pods/ephemeralcontainers with only the new container, as kubectl does."""
+        doing = f"adding debug container {container.get('name')} to pod {namespace}/{pod}"
+        try:
+            return self._json(
+                doing,
+                self.core.patch_namespaced_pod_ephemeralcontainers,
+                pod,
+                namespace,
+                ephemeral_patch(container),
+                _content_type=STRATEGIC_MERGE,
+            )
+        except KubeNotFound as exc:
+            raise KubeNotFound(f"pod {namespace}/{pod} no longer exists", status=404) from exc
+
+    def watch_ephemeral_container(self, namespace: str, pod: str, container: str, *, timeout: float) -> Iterator[ContainerState]:
+        """Yield the container's state each time it changes, until it runs or terminates.
+
+        Lists then watches the one pod (fieldSelector metadata.name=POD) like kubectl does.
+        Raises KubeNotFound if the pod goes away, KubeTimeout after `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        selector = f"metadata.name={pod}"
+        last: ContainerState | None = None
+        resource_version = ""
+        while True:
+            if not resource_version:
+                listing = self._json(f"listing pod {namespace}/{pod}", self.core.list_namespaced_pod, namespace, field_selector=selector)
+                items = listing.get("items") or []
+                if not items:
+                    raise KubeNotFound(f"pod {namespace}/{pod} no longer exists", status=404)
+                resource_version = (listing.get("metadata") or {}).get("resourceVersion", "")
+                state = ephemeral_state(items[0], container)
+                if state != last:
+                    last = state
+                    yield state
+                if state.done:
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise KubeTimeout(f"the debug container did not start within {int(timeout)} seconds (last state: {(last or ContainerState('unknown')).describe()})")
+            try:
+                resp = self.core.list_namespaced_pod(
+                    namespace,
+                    field_selector=selector,
+                    watch=True,
+                    resource_version=resource_version,
+                    allow_watch_bookmarks=False,
+                    timeout_seconds=max(1, int(remaining)),
+                    _preload_content=False,
+                    _request_timeout=(5, remaining + 5),
+                )
+                lines = iter_resp_lines(resp)
+                for line in lines:
+                    if not line:
+                        continue
+                    event = json.loads(line)
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
+                        resource_version = ""  # e.g. 410 Gone: relist
+                        break
+                    if kind == "DELETED":
+                        raise KubeNotFound(f"pod {namespace}/{pod} no longer exists", status=404)
+                    resource_version = (obj.get("metadata") or {}).get("resourceVersion", resource_version)
+                    state = ephemeral_state(obj, container)
+                    if state != last:
+                        last = state
+                        yield state
+                    if state.done:
+                        resp.release_conn()
+                        return
+                    if time.monotonic() >= deadline:
+                        break
+                resp.release_conn()
+            except KubeError:
+                raise
+            except ApiException as exc:
+                raise from_exception(exc, doing=f"watching pod {namespace}/{pod}") from exc
+            except Exception as exc:
+                # A dropped watch isn't fatal: relist and carry on until the deadline.
+                logger.info("watch on pod %s/%s interrupted (%s); relisting", namespace, pod, type(exc).__name__)
+                resource_version = ""
+                if time.monotonic() >= deadline:
+                    continue
+                time.sleep(0.2)
+
+    def ephemeral_container_state(self, namespace: str, pod: str, container: str) -> ContainerState:
+        return ephemeral_state(self.get_pod_raw(namespace, pod), container)
+
+    def exec_command(self, namespace: str, pod: str, container: str, command: list[str], *, timeout: float = 30) -> tuple[int, str]:
+        """Run `command` in the container (no stdin, no tty); return (exit code, stdout+stderr).
+
+        The exit code comes from the status channel; -1 means the stream ended without one.
+        """
+        from kubernetes.stream import stream  # imported late: patches the ApiClient per call
+
+        doing = f"running a command in {namespace}/{pod}:{container}"
+        try:
+            ws = stream(
+                self.core.connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                container=container,
+                command=command,
+                stdin=False,
+                stdout=True,
+                stderr=True,
+                tty=False,
+                _preload_content=False,
+            )
+        except Exception as exc:
+            raise from_exception(exc, doing=doing) from exc
+        output: list[str] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while ws.is_open() and time.monotonic() < deadline:
+                ws.update(timeout=1)
+                if ws.peek_stdout():
+                    output.append(ws.read_stdout())
+                if ws.peek_stderr():
+                    output.append(ws.read_stderr())
+            if ws.is_open():
+                raise KubeTimeout(f"the command in {namespace}/{pod}:{container} did not finish within {int(timeout)} seconds")
+            output.append(ws.read_stdout() or "")
+            output.append(ws.read_stderr() or "")
+            try:
+                code = ws.returncode
+            except Exception:  # no (parsable) status on channel 3
+                code = None
+        finally:
+            ws.close()
+        return (-1 if code is None else int(code)), "".join(output)
+
+
+_client_lock = threading.Lock()
+_client: KubeClient | None = None
+
+
+def get_client() -> KubeClient:
+    """The process-wide client (call `reset_client()` after portal.kube.config.reset())."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = KubeClient(load_connection().api_client_config)
+        return _client
+
+
+def reset_client() -> None:
+    global _client
+    with _client_lock:
+        if _client is not None:
+            _client.close()
+        _client = None

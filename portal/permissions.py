@@ -1,0 +1,67 @@
+"""Who may do what. Every view, API endpoint, consumer and service asks these, never its own copy."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from approvals.choices import RequestStatus
+from sessions.choices import SessionStatus
+
+if TYPE_CHECKING:
+    from approvals.models import DebugRequest
+    from sessions.models import DebugSession
+
+
+def _active(user: Any) -> bool:
+    return bool(user is not None and getattr(user, "is_authenticated", False) and getattr(user, "is_active", False))
+
+
+def _in_group(user: Any, name: str) -> bool:
+    if not _active(user):
+        return False
+    return user.groups.filter(name=name).exists()
+
+
+def is_admin(user: Any) -> bool:
+    return _active(user) and bool(user.is_superuser)
+
+
+def is_approver(user: Any) -> bool:
+    return _in_group(user, settings.EPHEMERA_APPROVER_GROUP)
+
+
+def is_auditor(user: Any) -> bool:
+    return _in_group(user, settings.EPHEMERA_AUDITOR_GROUP)
+
+
+def can_view_request(user: Any, req: DebugRequest) -> bool:
+    if not _active(user):
+        return False
+    return req.requester_id == user.pk or is_approver(user) or is_auditor(user) or is_admin(user)
+
+
+def can_decide(user: Any, req: DebugRequest) -> bool:
+    """An approver, on someone else's pending request they haven't voted on yet."""
+    if not is_approver(user) or req.requester_id == user.pk:
+        return False
+    if req.status != RequestStatus.PENDING or req.expires_at <= timezone.now():
+        return False
+    return not req.decisions.filter(approver=user).exists()
+
+
+def can_use_terminal(user: Any, session: DebugSession) -> bool:
+    """Only the requester, and only while the session runs and before it expires."""
+    if not _active(user) or session.request.requester_id != user.pk:
+        return False
+    if session.status != SessionStatus.RUNNING:
+        return False
+    return session.expires_at is not None and session.expires_at > timezone.now()
+
+
+def can_end_session(user: Any, session: DebugSession) -> bool:
+    if not _active(user):
+        return False
+    return session.request.requester_id == user.pk or is_approver(user) or is_admin(user)
