@@ -53,8 +53,12 @@ def set_winsize(fd: int, width: int, height: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group, from /proc."""
+def session_members(sid: int) -> list[int]:
+    """Live (non-zombie) processes of a session, from /proc.
+
+    The session, not the process group: an interactive shell with job control puts every job
+    in a process group of its own, but they all stay in the container's session.
+    """
     members: list[int] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -66,7 +70,7 @@ def group_members(pgid: int) -> list[int]:
             continue
         # comm may contain spaces and parentheses: split after the last ')'.
         fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+        if len(fields) > 3 and int(fields[3]) == sid and fields[0] != b"Z":
             members.append(int(entry))
     return members
 
@@ -99,7 +103,8 @@ class Process:
         self._master: int | None = None
         self._popen = self._spawn(stdin, env, cwd, size)
         self.pid = self._popen.pid
-        self.pgid = self.pid  # start_new_session makes the child its own group leader
+        self.pgid = self.pid  # start_new_session makes the child its own session and group leader
+        self.sid = self.pid
         self._pidfd = os.pidfd_open(self.pid)
         self._loop.add_reader(self._pidfd, self._on_exit)
         self._pump_tasks = [asyncio.ensure_future(p.run()) for p in self._pumps]
@@ -256,10 +261,15 @@ class Process:
         self.finished.set()
 
     def signal_group(self, sig: int) -> None:
-        try:
-            os.killpg(self.pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        """Signal the main process group and every job the container's shell started."""
+        for pid in [self.pgid, *session_members(self.sid)]:
+            try:
+                if pid == self.pgid:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     async def terminate(self, grace: float = 1.0) -> None:
         """SIGTERM the whole group, SIGKILL whatever is left after grace; return when all are gone."""
@@ -267,13 +277,13 @@ class Process:
         if self.tty:
             self.signal_group(signal.SIGHUP)  # interactive shells ignore SIGTERM but not a hangup
         deadline = self._loop.time() + grace
-        while self._loop.time() < deadline and (not self.exited.is_set() or group_members(self.pgid)):
+        while self._loop.time() < deadline and (not self.exited.is_set() or session_members(self.sid)):
             await asyncio.sleep(0.02)
         self.signal_group(signal.SIGKILL)
         await self.exited.wait()
         # Members reparented to init are reaped by it; wait until none is alive.
         for _ in range(100):
-            if not group_members(self.pgid):
+            if not session_members(self.sid):
                 break
             self.signal_group(signal.SIGKILL)
             await asyncio.sleep(0.01)
