@@ -1,3 +1,10 @@
 """Pages of this app."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from sessions import views
+
+urlpatterns = [
+    path("<uuid:session_id>/", views.session_detail, name="session_detail"),
+    path("<uuid:session_id>/status.json", views.session_status, name="session_status"),
+]

@@ -1,0 +1,198 @@
+"""Async client for the attach (and exec) websocket of a pod's container.
+
+The terminal bridge needs an async stream it can stop reading (flow control pushes back
+through TCP to the container's pty), which the blocking `kubernetes.stream` client can't
+give, and `kubernetes_asyncio` only speaks v4. So this speaks the channel protocol itself
+over aiohttp: v5.channel.k8s.io preferred, v4 as the fallback. Headers (the bearer token)
+are never logged or put into an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+
+from portal.kube.config import KubeConnection
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+# Big outputs arrive as big frames; the apiserver itself has no frame limit.
+_MAX_FRAME = 16 * 1024 * 1024
+
+
+class AttachError(Exception):
+    """The stream cannot be opened or broke; `message` is safe to show a user."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retryable = retryable
+
+
+@dataclass
+class StreamEvent:
+    """One upstream message: output bytes (channel 1/2), or the Status object (channel 3)."""
+
+    channel: int
+    data: bytes
+    status: dict[str, Any] | None = None
+
+
+@dataclass
+class ChannelStream:
+    """An open attach/exec stream. Not thread-safe: use from one event loop."""
+
+    ws: aiohttp.ClientWebSocketResponse
+    http: aiohttp.ClientSession = field(repr=False)
+    protocol: str
+    _closed: bool = False
+
+    @property
+    def is_v5(self) -> bool:
+        return self.protocol == PROTOCOLS[0]
+
+    async def write(self, data: bytes) -> None:
+        if data:
+            await self.ws.send_bytes(bytes([STDIN]) + data)
+
+    async def resize(self, cols: int, rows: int) -> None:
+        body = json.dumps({"Width": int(cols), "Height": int(rows)}).encode()
+        await self.ws.send_bytes(bytes([RESIZE]) + body)
+
+    async def close_stdin(self) -> None:
+        """Half-close stdin (v5 only; v4 has no way to do it short of closing the stream)."""
+        if self.is_v5:
+            await self.ws.send_bytes(bytes([CLOSE, STDIN]))
+
+    async def read(self) -> StreamEvent | None:
+        """The next output or status message; None when the stream ended cleanly.
+
+        Raises AttachError when the connection broke.
+        """
+        while True:
+            try:
+                msg = await self.ws.receive()
+            except (aiohttp.ClientError, OSError) as exc:
+                raise AttachError(f"the cluster stream broke: {type(exc).__name__}") from exc
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                frame: bytes = msg.data
+                # An empty first message per channel only announces it.
+                if len(frame) <= 1:
+                    continue
+                channel = frame[0]
+                payload = frame[1:]
+                if channel == STATUS:
+                    try:
+                        status = json.loads(payload)
+                    except ValueError:
+                        status = {"status": "Failure", "message": payload.decode("utf-8", "replace")}
+                    return StreamEvent(STATUS, b"", status)
+                if channel in (STDOUT, STDERR):
+                    return StreamEvent(channel, payload)
+                continue  # unknown channel: ignore, as client-go does
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                return None
+            if msg.type == aiohttp.WSMsgType.ERROR:
+                raise AttachError(f"the cluster stream broke: {type(msg.data).__name__}")
+            # TEXT frames are not part of the protocol; PING/PONG are handled by aiohttp.
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.ws.close()
+        finally:
+            await self.http.close()
+
+
+def attach_url(conn: KubeConnection, *, namespace: str, pod: str, container: str) -> str:
+    query = urlencode({"container": container, "stdin": "true", "stdout": "true", "tty": "true"})
+    return f"{conn.base_url}/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/attach?{query}"
+
+
+def exec_url(conn: KubeConnection, *, namespace: str, pod: str, container: str, command: list[str], tty: bool) -> str:
+    params: list[tuple[str, str]] = [("container", container), ("stdin", "true"), ("stdout", "true")]
+    params.append(("tty", "true") if tty else ("stderr", "true"))
+    params += [("command", arg) for arg in command]
+    return f"{conn.base_url}/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/exec?{urlencode(params)}"
+
+
+async def open_attach(conn: KubeConnection, *, namespace: str, pod: str, container: str, timeout: float = 15.0) -> ChannelStream:
+    """Attach to the container's stdin/stdout with a tty, as `kubectl attach -it` does."""
+    return await _open(conn, attach_url(conn, namespace=namespace, pod=pod, container=container), timeout=timeout)
+
+
+async def open_exec(
+    conn: KubeConnection, *, namespace: str, pod: str, container: str, command: list[str], tty: bool = True, timeout: float = 15.0
+) -> ChannelStream:
+    """Run a command in the container (used by tests and the benchmark; the portal attaches)."""
+    url = exec_url(conn, namespace=namespace, pod=pod, container=container, command=command, tty=tty)
+    return await _open(conn, url, timeout=timeout)
+
+
+async def _open(conn: KubeConnection, url: str, *, timeout: float) -> ChannelStream:
+    refused: dict[str, Any] = {}
+
+    async def keep_refusal(_session: Any, _ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams) -> None:
+        # aiohttp drops the body of a refused upgrade; the Status message in it is the only
+        # useful explanation ("container not running", "pods ... not found"), so read it here.
+        resp = params.response
+        if resp.status >= 400:
+            try:
+                refused["body"] = await resp.content.read(64 * 1024)
+            except (aiohttp.ClientError, OSError):
+                refused["body"] = b""
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(keep_refusal)
+    http = aiohttp.ClientSession(trace_configs=[trace], timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout))
+    try:
+        ws = await http.ws_connect(
+            url,
+            headers=conn.headers,
+            protocols=PROTOCOLS,
+            ssl=conn.ssl_context if conn.ssl_context is not None else False,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+            heartbeat=None,
+            autoping=True,
+            max_msg_size=_MAX_FRAME,
+            compress=0,
+        )
+    except aiohttp.WSServerHandshakeError as exc:
+        await http.close()
+        raise _refusal(exc.status, refused.get("body", b"")) from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        await http.close()
+        log.warning("cannot reach the cluster for attach/exec: %s", type(exc).__name__)
+        raise AttachError(f"cannot reach the cluster ({type(exc).__name__})") from None
+    protocol = ws.protocol or ""
+    if protocol not in PROTOCOLS:
+        await ws.close()
+        await http.close()
+        raise AttachError(f"the cluster chose no supported stream protocol ({protocol or 'none'})", retryable=False)
+    return ChannelStream(ws=ws, http=http, protocol=protocol)
+
+
+def _refusal(status: int, body: bytes) -> AttachError:
+    message = ""
+    try:
+        parsed = json.loads(body) if body else {}
+        if isinstance(parsed, dict):
+            message = str(parsed.get("message") or "")
+    except ValueError:
+        message = body[:300].decode("utf-8", "replace").strip()
+    if not message:
+        message = {401: "unauthorized", 403: "forbidden", 404: "not found"}.get(status, "upgrade refused")
+    # 5xx and 429 may pass; 4xx (not found, forbidden, container not running) won't by retrying now.
+    retryable = status >= 500 or status == 429
+    return AttachError(f"the cluster refused the terminal stream ({status}): {message}", status=status, retryable=retryable)

@@ -1,0 +1,248 @@
+"""The terminal websocket: routes frames between the browser and the session's bridge.
+
+Access and audit go through sync code run via database_sync_to_async; the byte path
+(browser <-> attach stream) stays in this process, see sessions.bridge.pump.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import timezone
+
+from portal.kube.attach import AttachError, ChannelStream, open_attach
+from sessions.bridge import protocol, registry
+from sessions.bridge.access import terminal_access
+from sessions.bridge.pump import Pump
+from sessions.choices import EndReason, SessionStatus
+
+log = logging.getLogger(__name__)
+
+MAX_EARLY_INPUT = 64 * 1024  # keystrokes typed before the attach stream is open
+
+
+class TerminalConsumer(AsyncWebsocketConsumer):
+    session_id: str
+    stream: ChannelStream | None = None
+    pump: Pump | None = None
+
+    async def connect(self) -> None:
+        self.session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
+        self.user = self.scope.get("user")
+        self.closing = False
+        self.expiring = False
+        self.audited = False
+        self.tasks: list[asyncio.Task] = []
+        self.size: tuple[int, int] | None = None
+        self.early_input = bytearray()
+        self.group = ""
+        # Accept first: a refusal before accept becomes a bare HTTP 403 and the browser
+        # could not tell "log in again" from "session over".
+        await self.accept()
+        access = await database_sync_to_async(terminal_access)(user=self.user, session_id=self.session_id)
+        if not access.allowed:
+            await self._finish(access.close_code, "denied", access.message)
+            return
+        session = access.session
+        assert session is not None
+        self.namespace, self.pod, self.container = session.namespace, session.pod, session.container_name
+        self.expires_at: datetime = session.expires_at  # type: ignore[assignment]
+
+        self.terminal = registry.terminal_for(self.session_id)
+        previous, self.terminal.owner = self.terminal.owner, self
+        if previous is not None:
+            await previous.replaced()
+
+        from portal.events import session_group
+        from portal.audit import AuditOrigin
+        from sessions import services
+
+        self.origin = AuditOrigin.from_scope(self.scope)
+        self.group = session_group(self.session_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await database_sync_to_async(services.session_connected)(session_id=self.session_id, user=self.user, origin=self.origin)
+        self.audited = True
+
+        tail = self.terminal.tail.snapshot()
+        await self.send(
+            bytes_data=protocol.status(
+                "connected",
+                "Reattached: screen restored." if tail else "Connected.",
+                expires_at=self.expires_at.isoformat(),
+                reattached=bool(tail),
+            )
+        )
+        if tail:
+            await self.send(bytes_data=protocol.output(tail))
+        self.tasks.append(asyncio.create_task(self._bridge(initial_unacked=len(tail))))
+        self.tasks.append(asyncio.create_task(self._expire()))
+
+    # --- browser -> server ----------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing or not bytes_data:
+            if text_data is not None and not self.closing:
+                await self._finish(protocol.CLOSE_PROTOCOL, "error", "Text frames are not part of the protocol.")
+            return
+        kind, payload = bytes_data[0], bytes_data[1:]
+        try:
+            if kind == protocol.INPUT:
+                await self._input(payload)
+            elif kind == protocol.RESIZE:
+                await self._resize(*protocol.parse_resize(payload))
+            elif kind == protocol.ACK:
+                if self.pump is not None:
+                    self.pump.ack(protocol.parse_ack(payload))
+            else:
+                raise protocol.ProtocolError(f"unknown message type {kind}")
+        except protocol.ProtocolError as exc:
+            await self._finish(protocol.CLOSE_PROTOCOL, "error", f"Protocol error: {exc}")
+        except AttachError as exc:
+            await self._finish(protocol.CLOSE_UPSTREAM, "error", exc.message, reconnect=True)
+        except (ConnectionError, OSError) as exc:  # aiohttp send on a dying stream
+            await self._finish(protocol.CLOSE_UPSTREAM, "error", f"The cluster stream broke ({type(exc).__name__}).", reconnect=True)
+
+    async def _input(self, data: bytes) -> None:
+        if self.stream is None:
+            if len(self.early_input) + len(data) <= MAX_EARLY_INPUT:
+                self.early_input += data
+            return
+        await self.stream.write(data)
+
+    async def _resize(self, cols: int, rows: int) -> None:
+        first = self.size is None
+        self.size = (cols, rows)
+        if self.stream is None:
+            return
+        if first:
+            await self._redraw()
+        else:
+            await self.stream.resize(cols, rows)
+
+    async def _redraw(self) -> None:
+        # kubectl's trick: a size change forces full-screen programs to repaint, so the
+        # screen is right after a reattach even where the replayed tail is not.
+        assert self.stream is not None and self.size is not None
+        cols, rows = self.size
+        await self.stream.resize(cols + 1, rows + 1)
+        await self.stream.resize(cols, rows)
+
+    # --- server -> browser ----------------------------------------------------------------
+
+    async def _bridge(self, *, initial_unacked: int) -> None:
+        from portal.kube.config import KubeConfigError, load_connection
+
+        try:
+            conn = await sync_to_async(load_connection, thread_sensitive=False)()
+            self.stream = await open_attach(conn, namespace=self.namespace, pod=self.pod, container=self.container)
+        except KubeConfigError as exc:
+            log.error("terminal %s: %s", self.session_id, exc)
+            await self._finish(protocol.CLOSE_UPSTREAM, "error", "The portal cannot reach the cluster (configuration).", reconnect=False)
+            return
+        except AttachError as exc:
+            await self._finish(protocol.CLOSE_UPSTREAM, "error", exc.message, reconnect=exc.retryable)
+            return
+        if self.closing:
+            await self.stream.close()
+            return
+        try:
+            if self.size is not None:
+                await self._redraw()
+            if self.early_input:
+                await self.stream.write(bytes(self.early_input))
+                self.early_input.clear()
+            self.pump = Pump(self.stream, self._send_frame, self.terminal.record_output, unacked=initial_unacked)
+            await self.pump.run()
+        except AttachError as exc:
+            await self._finish(protocol.CLOSE_UPSTREAM, "error", exc.message, reconnect=True)
+            return
+        except (ConnectionError, OSError) as exc:
+            await self._finish(protocol.CLOSE_UPSTREAM, "error", f"The cluster stream broke ({type(exc).__name__}).", reconnect=True)
+            return
+        status = (self.pump.upstream_status or {}).get("message") if self.pump else None
+        await self._finish(
+            protocol.CLOSE_UPSTREAM, "error", f"The cluster closed the terminal stream{': ' + status if status else ''}.", reconnect=True
+        )
+
+    async def _send_frame(self, frame: bytes) -> None:
+        if not self.closing:
+            await self.send(bytes_data=frame)
+
+    async def _expire(self) -> None:
+        """The time limit holds on the server, whatever the browser does."""
+        await asyncio.sleep(max(0.0, (self.expires_at - timezone.now()).total_seconds()))
+        if self.closing:
+            return
+        # The message first (visible at once), then stop the shell, then close: the group's
+        # "ended" broadcast from session_end is ignored meanwhile (self.expiring).
+        self.expiring = True
+        await self.send(bytes_data=protocol.status("expired", "Time limit reached: the session has ended and the debug shell is stopped."))
+        await self._end_session(EndReason.EXPIRED)
+        await self._finish(protocol.CLOSE_GONE, "", "")
+
+    async def _end_session(self, reason: str) -> None:
+        from sessions import services
+
+        try:
+            await database_sync_to_async(services.session_end)(session_id=self.session_id, actor=None, reason=reason)
+        except Exception:  # the reaper ends it anyway; the socket still closes
+            log.exception("terminal %s: ending the expired session failed", self.session_id)
+
+    async def session_changed(self, event: dict[str, Any]) -> None:
+        """From the session's group: an end or failure anywhere closes this terminal."""
+        if event.get("status") in (SessionStatus.ENDED, SessionStatus.FAILED) and not (self.closing or self.expiring):
+            message = event.get("message") or f"The session has {event['status']}."
+            await self._finish(protocol.CLOSE_GONE, "ended", message)
+
+    async def replaced(self) -> None:
+        await self._finish(protocol.CLOSE_REPLACED, "replaced", "This terminal was opened in another window.")
+
+    async def _finish(self, code: int, event: str, message: str, **extra: Any) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        if event:
+            await self.send(bytes_data=protocol.status(event, message, **extra))
+        await self.close(code=code, reason=message[:120] if message else None)
+        await self._release()
+
+    # --- teardown -------------------------------------------------------------------------
+
+    async def disconnect(self, code: int) -> None:
+        self.closing = True
+        await self._release()
+        if self.audited:
+            self.audited = False
+            from sessions import services
+
+            try:
+                await database_sync_to_async(services.session_disconnected)(
+                    session_id=self.session_id, user=self.user, origin=self.origin
+                )
+            except Exception:
+                log.exception("terminal %s: audit of the disconnect failed", self.session_id)
+
+    async def _release(self) -> None:
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is not current:
+                task.cancel()
+        self.tasks = [t for t in self.tasks if t is current]
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
+            try:
+                await stream.close()
+            except Exception:  # closing a broken stream may fail again; nothing left to do
+                log.debug("closing attach stream failed", exc_info=True)
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = ""
+        terminal = getattr(self, "terminal", None)
+        if terminal is not None and terminal.owner is self:
+            terminal.owner = None

@@ -1,0 +1,57 @@
+"""The session page and its small status endpoint (live provisioning progress)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from portal.permissions import can_use_terminal, can_view_request
+from sessions.models import DebugSession
+
+
+def _session_for(user, session_id) -> DebugSession:  # type: ignore[no-untyped-def]
+    """The session, or 404 for anyone who may not see its request (hides that it exists)."""
+    session = DebugSession.objects.select_related("request", "request__requester").filter(pk=session_id).first()
+    if session is None or not can_view_request(user, session.request):
+        raise Http404("No such session")
+    return session
+
+
+def _status(session: DebugSession) -> dict:
+    return {
+        "id": str(session.id),
+        "status": session.status,
+        "status_display": session.get_status_display(),
+        "progress": session.progress,
+        "failure_message": session.failure_message,
+        "end_reason": session.end_reason,
+        "expires_at": session.expires_at.isoformat() if session.expires_at else None,
+        "ended_at": session.ended_at.isoformat() if session.ended_at else None,
+    }
+
+
+@login_required
+@require_GET
+def session_detail(request: HttpRequest, session_id) -> HttpResponse:  # type: ignore[no-untyped-def]
+    session = _session_for(request.user, session_id)
+    is_requester = session.request.requester_id == request.user.pk
+    return render(
+        request,
+        "sessions/detail.html",
+        {
+            "session": session,
+            "debug_request": session.request,
+            "is_requester": is_requester,
+            "can_use_terminal": can_use_terminal(request.user, session),
+            "status_json": _status(session),
+        },
+    )
+
+
+@login_required
+@require_GET
+def session_status(request: HttpRequest, session_id) -> JsonResponse:  # type: ignore[no-untyped-def]
+    session = _session_for(request.user, session_id)
+    return JsonResponse(_status(session))
