@@ -2,6 +2,8 @@
 
 Routes: GET /attach/{ns}/{pod}/{container}?stdin=&stdout=&stderr=&tty=
         GET /exec/{ns}/{pod}/{container}?command=a&command=b&stdin=&stdout=&stderr=&tty=
+and, just enough of the Kubernetes API for a real `kubectl exec/attach --server=http://...`:
+        GET /api/v1/namespaces/{ns}/pods/{pod}[/exec|/attach]   (pods started with Harness.start_pod)
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Harness:
         self.base_url = ""
         self.session: aiohttp.ClientSession
         self._runner: web.AppRunner | None = None
+        self.pods: dict[tuple[str, str], dict[str, Any]] = {}
 
     def _record(self, key: ContainerKey, kind: str, status: Status) -> None:
         self.statuses.append((key, kind, status))
@@ -55,6 +58,12 @@ class Harness:
         app = web.Application()
         app.router.add_get("/attach/{ns}/{pod}/{container}", self._attach)
         app.router.add_get("/exec/{ns}/{pod}/{container}", self._exec)
+        app.router.add_get("/api", self._discovery)
+        app.router.add_get("/apis", self._discovery)
+        app.router.add_get("/api/v1", self._discovery)
+        app.router.add_get("/api/v1/namespaces/{ns}/pods/{pod}", self._get_pod)
+        app.router.add_get("/api/v1/namespaces/{ns}/pods/{pod}/exec", self._kube_exec)
+        app.router.add_get("/api/v1/namespaces/{ns}/pods/{pod}/attach", self._kube_attach)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -85,6 +94,49 @@ class Harness:
         return await self.runtime.handle_exec(
             request, self._key(request), request.query.getall("command", []), stdin=_flag(request, "stdin"),
             stdout=_flag(request, "stdout", True), stderr=_flag(request, "stderr", True), tty=_flag(request, "tty"),
+        )
+
+    async def start_pod(self, pod: dict[str, Any]) -> None:
+        self.pods[(pod["metadata"]["namespace"], pod["metadata"]["name"])] = pod
+        await self.runtime.start_pod(pod)
+
+    @staticmethod
+    async def _discovery(request: web.Request) -> web.StreamResponse:
+        # Legacy (unaggregated) discovery, the least kubectl needs before it will exec.
+        if request.path == "/api":
+            return web.json_response({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
+        if request.path == "/apis":
+            return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+        resources = [
+            {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "verbs": ["get", "list"], "shortNames": ["po"]},
+            {"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions", "verbs": ["create", "get"]},
+            {"name": "pods/attach", "singularName": "", "namespaced": True, "kind": "PodAttachOptions", "verbs": ["create", "get"]},
+        ]
+        return web.json_response({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources})
+
+    async def _get_pod(self, request: web.Request) -> web.StreamResponse:
+        ns, name = request.match_info["ns"], request.match_info["pod"]
+        pod = self.pods.get((ns, name))
+        if pod is None:
+            return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}, status=404)
+        statuses = [self.last_status((ns, name, c["name"])) for c in pod["spec"]["containers"]]
+        return web.json_response({**pod, "status": {"phase": "Running", "containerStatuses": [s for s in statuses if s]}})
+
+    def _kube_key(self, request: web.Request) -> ContainerKey:
+        ns, name = request.match_info["ns"], request.match_info["pod"]
+        container = request.query.get("container") or self.pods[(ns, name)]["spec"]["containers"][0]["name"]
+        return (ns, name, container)
+
+    async def _kube_exec(self, request: web.Request) -> web.StreamResponse:
+        return await self.runtime.handle_exec(
+            request, self._kube_key(request), request.query.getall("command", []), stdin=_flag(request, "stdin"),
+            stdout=_flag(request, "stdout"), stderr=_flag(request, "stderr"), tty=_flag(request, "tty"),
+        )
+
+    async def _kube_attach(self, request: web.Request) -> web.StreamResponse:
+        return await self.runtime.handle_attach(
+            request, self._kube_key(request), stdin=_flag(request, "stdin"), stdout=_flag(request, "stdout"),
+            stderr=_flag(request, "stderr"), tty=_flag(request, "tty"),
         )
 
     # --- helpers for tests -------------------------------------------------------------------------
