@@ -1,0 +1,141 @@
+"""Checking a debug request before anything is written: shape first, then the live cluster.
+
+Every problem is reported against its field with a message that says what to do; nothing
+is written when any check fails (the caller raises before its transaction starts).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+
+from approvals.choices import Profile, RequestKind
+from portal.kube import KubeError, get_client
+
+REASON_MAX_LENGTH = 2000
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class CleanRequest:
+    kind: str
+    namespace: str
+    pod: str
+    container: str
+    node: str
+    image: str
+    profile: str
+    reason: str
+    duration_minutes: int
+
+
+def is_dns1123_label(value: str) -> bool:
+    return len(value) <= 63 and bool(_DNS_LABEL.match(value))
+
+
+def is_dns1123_subdomain(value: str) -> bool:
+    return 0 < len(value) <= 253 and all(_DNS_LABEL.match(part) for part in value.split("."))
+
+
+def _label_error(what: str, value: str, *, subdomain: bool = False) -> str | None:
+    if not value:
+        return f"Choose a {what}."
+    ok = is_dns1123_subdomain(value) if subdomain else is_dns1123_label(value)
+    if ok:
+        return None
+    limit = 253 if subdomain else 63
+    return f"{value[:80]!r} is not a valid {what} name: use lowercase letters, digits and '-', at most {limit} characters."
+
+
+def _duration(raw: Any, errors: dict[str, list[str]]) -> int:
+    maximum = settings.EPHEMERA_MAX_DURATION_MINUTES
+    try:
+        if isinstance(raw, bool) or raw is None or raw == "":
+            raise ValueError
+        value = int(raw)
+        if isinstance(raw, float) and raw != value:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors.setdefault("duration_minutes", []).append(f"Give the duration as a whole number of minutes (1 to {maximum}).")
+        return 0
+    if not 1 <= value <= maximum:
+        errors.setdefault("duration_minutes", []).append(f"The duration must be between 1 and {maximum} minutes.")
+    return value
+
+
+def validate_request(
+    *,
+    kind: str,
+    namespace: str,
+    pod: str,
+    container: str,
+    node: str,
+    image: str,
+    profile: str,
+    reason: str,
+    duration_minutes: Any,
+) -> CleanRequest:
+    """Return the cleaned request or raise ValidationError({field: [messages]})."""
+    errors: dict[str, list[str]] = {}
+
+    def add(field: str, message: str | None) -> None:
+        if message:
+            errors.setdefault(field, []).append(message)
+
+    kind = (kind or RequestKind.POD).strip()
+    namespace, pod, container, node = ((v or "").strip() for v in (namespace, pod, container, node))
+    image, profile = (image or "").strip(), (profile or "").strip()
+    reason = (reason or "").strip()
+
+    if kind == RequestKind.NODE:
+        add("kind", "Node debugging is not available yet; debug a pod instead.")
+    elif kind != RequestKind.POD:
+        add("kind", f"Unknown kind {kind[:20]!r}: use 'pod'.")
+    else:
+        add("namespace", _label_error("namespace", namespace))
+        add("pod", _label_error("pod", pod, subdomain=True))
+        add("container", _label_error("container", container))
+    if not image:
+        add("image", "Choose a debug image.")
+    elif image not in settings.EPHEMERA_DEBUG_IMAGES:
+        add("image", f"{image[:100]!r} is not an allowed debug image; choose one of: {', '.join(settings.EPHEMERA_DEBUG_IMAGES)}.")
+    if profile not in Profile.values:
+        add("profile", f"Choose a profile: {', '.join(Profile.values)}.")
+    if not reason:
+        add("reason", "Say why you need access (this goes to the approvers and the audit trail).")
+    elif len(reason) > REASON_MAX_LENGTH:
+        add("reason", f"Keep the reason under {REASON_MAX_LENGTH} characters.")
+    duration = _duration(duration_minutes, errors)
+
+    target_ok = kind == RequestKind.POD and not ({"namespace", "pod", "container"} & errors.keys())
+    if target_ok:
+        _check_cluster(namespace, pod, container, add)
+    if errors:
+        raise ValidationError(errors)
+    return CleanRequest(
+        kind=kind, namespace=namespace, pod=pod, container=container, node=node,
+        image=image, profile=profile, reason=reason, duration_minutes=duration,
+    )
+
+
+def _check_cluster(namespace: str, pod: str, container: str, add: Any) -> None:
+    client = get_client()
+    try:
+        if namespace not in client.list_namespaces():
+            add("namespace", f"Namespace {namespace!r} does not exist in the cluster.")
+            return
+        pods = {p.name: p for p in client.list_pods(namespace)}
+    except KubeError as exc:
+        add(NON_FIELD_ERRORS, f"The cluster can't be checked right now: {exc.message}")
+        return
+    found = pods.get(pod)
+    if found is None:
+        add("pod", f"Pod {namespace}/{pod} does not exist.")
+        return
+    if container not in found.container_names:
+        names = ", ".join(found.container_names) or "none"
+        add("container", f"Pod {namespace}/{pod} has no container {container!r} (its containers: {names}).")

@@ -1,0 +1,267 @@
+"""Every write to a debug session: create, provision, connect/disconnect, end.
+
+Each move follows SESSION_MOVES, writes its audit event in the same transaction and
+publishes `session.changed` to the session's group after commit. Cluster calls happen
+outside transactions; the row is re-read under lock before each write, so a session ended
+while it was still provisioning stays ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from approvals.models import DebugRequest
+from portal import permissions
+from portal.audit import AuditOrigin, record_event
+from portal.events import publish_on_commit, session_group
+from portal.kube import (
+    ContainerState,
+    KubeError,
+    KubeNotFound,
+    KubeTimeout,
+    ephemeral_container,
+    get_client,
+    random_container_name,
+    stop_session_processes,
+)
+from sessions.choices import LIVE_STATUSES, SESSION_MOVES, EndReason, SessionStatus
+from sessions.models import DebugSession
+
+logger = logging.getLogger(__name__)
+
+# Waiting reasons the kubelet won't get past on its own: fail now instead of at the timeout.
+_PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+_START_FAILURES = {"CreateContainerError", "CreateContainerConfigError", "RunContainerError"}
+
+
+class SessionConflict(Exception):
+    """The session is not in a state that allows this."""
+
+
+def _publish(session: DebugSession) -> None:
+    message = session.failure_message or (session.get_end_reason_display() if session.end_reason else "")  # type: ignore[attr-defined]
+    publish_on_commit(
+        session_group(session.pk),
+        {"type": "session.changed", "id": str(session.pk), "status": str(session.status), "progress": session.progress, "message": message},
+    )
+
+
+def _move(session: DebugSession, to: str) -> None:
+    if to not in SESSION_MOVES[session.status]:
+        raise SessionConflict(f"This session is {session.status}; it can't become {to}.")
+    session.status = to
+
+
+def _locked(session_id: uuid.UUID | str) -> DebugSession:
+    return DebugSession.objects.select_for_update().select_related("request").get(pk=session_id)
+
+
+def session_create_for_request(*, request: DebugRequest, origin: AuditOrigin | None) -> DebugSession:
+    """Called inside the approving transaction: the session row, then provisioning after commit."""
+    from sessions import provisioner
+
+    # The name is drawn without a cluster call (no network inside a transaction); the
+    # provisioner re-draws it against the pod's real names before patching.
+    session = DebugSession.objects.create(
+        request=request,
+        status=SessionStatus.PROVISIONING,
+        created_at=timezone.now(),
+        namespace=request.namespace,
+        pod=request.pod,
+        container_name=random_container_name([]),
+        progress="queued",
+    )
+    record_event(action="session.created", actor=None, request=request, session=session, origin=origin, data={"container": session.container_name})
+    _publish(session)
+    transaction.on_commit(lambda: provisioner.start(session.pk))
+    return session
+
+
+def _set_progress(session_id: uuid.UUID | str, progress: str, *, container_name: str | None = None) -> bool:
+    """Store and publish progress; False if the session is no longer provisioning."""
+    with transaction.atomic():
+        session = _locked(session_id)
+        if session.status != SessionStatus.PROVISIONING:
+            return False
+        session.progress = progress[:500]
+        fields = ["progress"]
+        if container_name:
+            session.container_name = container_name
+            fields.append("container_name")
+        session.save(update_fields=fields)
+        _publish(session)
+        return True
+
+
+def _fail(session_id: uuid.UUID | str, message: str) -> None:
+    with transaction.atomic():
+        session = _locked(session_id)
+        if session.status not in LIVE_STATUSES:
+            return
+        _move(session, SessionStatus.FAILED)
+        session.failure_message = message
+        session.progress = "failed"
+        session.ended_at = timezone.now()
+        session.save(update_fields=["status", "failure_message", "progress", "ended_at"])
+        record_event(action="session.failed", actor=None, request=session.request, session=session, data={"message": message})
+        _publish(session)
+
+
+def _mark_running(session_id: uuid.UUID | str) -> bool:
+    with transaction.atomic():
+        session = _locked(session_id)
+        if session.status != SessionStatus.PROVISIONING:
+            return False
+        _move(session, SessionStatus.RUNNING)
+        now = timezone.now()
+        session.started_at = now
+        session.expires_at = now + timedelta(minutes=session.request.duration_minutes)
+        session.progress = "running"
+        session.save(update_fields=["status", "started_at", "expires_at", "progress"])
+        record_event(
+            action="session.provisioned", actor=None, request=session.request, session=session,
+            data={"namespace": session.namespace, "pod": session.pod, "container": session.container_name, "expires_at": session.expires_at.isoformat()},
+        )
+        _publish(session)
+        return True
+
+
+def _failure_for_state(session: DebugSession, state: ContainerState) -> str | None:
+    if state.state == "terminated":
+        return f"the debug container exited before it could be used ({state.describe()})"
+    if state.state == "waiting" and state.reason in _PULL_FAILURES:
+        detail = f": {state.message}" if state.message else ""
+        return f"image {session.request.image} can't be pulled: {state.reason}{detail}"
+    if state.state == "waiting" and state.reason in _START_FAILURES:
+        return f"the debug container can't start: {state.describe()}"
+    return None
+
+
+def session_provision(*, session_id: uuid.UUID | str) -> None:
+    """Add the ephemeral container and wait until it runs; blocking (run it in a thread).
+
+    Ends with the session running, or failed with a message a person can act on.
+    """
+    session = DebugSession.objects.select_related("request").get(pk=session_id)
+    if session.status != SessionStatus.PROVISIONING:
+        return
+    req = session.request
+    where = f"{session.namespace}/{session.pod}"
+    client = get_client()
+    try:
+        _set_progress(session_id, f"checking pod {where}")
+        pod = client.get_pod(session.namespace, session.pod)
+        if req.container not in pod.container_names:
+            _fail(session_id, f"pod {where} no longer has a container {req.container!r}")
+            return
+        name = session.container_name
+        if name in pod.all_container_names:
+            name = random_container_name(pod.all_container_names)
+        spec = ephemeral_container(name=name, image=req.image, target_container=req.container, profile=req.profile, session_id=str(session.pk))
+        if not _set_progress(session_id, f"adding debug container {name}", container_name=name):
+            return
+        client.add_ephemeral_container(session.namespace, session.pod, spec)
+        _set_progress(session_id, "waiting for the debug container to start")
+        timeout = settings.EPHEMERA_PROVISION_TIMEOUT_SECONDS
+        for state in client.watch_ephemeral_container(session.namespace, session.pod, name, timeout=timeout):
+            failure = _failure_for_state(session, state)
+            if failure:
+                _fail(session_id, failure)
+                return
+            if state.state == "running":
+                if not _mark_running(session_id):
+                    _stop_in_cluster(session_id)  # ended while we were waiting: don't leave a shell behind
+                return
+            if not _set_progress(session_id, state.describe()):
+                return
+        _fail(session_id, "the debug container's state could not be followed to the end")
+    except KubeNotFound:
+        _fail(session_id, f"pod {where} no longer exists")
+    except KubeTimeout as exc:
+        _fail(session_id, f"timed out: {exc.message}")
+    except KubeError as exc:
+        _fail(session_id, exc.message)
+
+
+def session_connected(*, session_id: uuid.UUID | str, user: Any, origin: AuditOrigin | None) -> DebugSession:
+    """A terminal attached. Re-checks access, so no caller can skip the rule."""
+    with transaction.atomic():
+        session = _locked(session_id)
+        if not permissions.can_use_terminal(user, session):
+            raise PermissionDenied("This terminal is not available to you.")
+        record_event(action="session.connected", actor=user, request=session.request, session=session, origin=origin)
+        return session
+
+
+def session_disconnected(*, session_id: uuid.UUID | str, user: Any, origin: AuditOrigin | None, data: dict[str, Any] | None = None) -> None:
+    with transaction.atomic():
+        session = _locked(session_id)
+        record_event(action="session.disconnected", actor=user, request=session.request, session=session, origin=origin, data=data)
+
+
+def session_end(
+    *,
+    session_id: uuid.UUID | str,
+    actor: Any,
+    reason: EndReason | str,
+    origin: AuditOrigin | None = None,
+    comment: str = "",
+) -> DebugSession:
+    """End the session (idempotent) and stop its processes in the cluster.
+
+    `actor` None means the system (time limit, container gone). The database says "ended"
+    before the cluster is touched, so an unreachable cluster can't keep a session alive.
+    """
+    if reason not in EndReason.values:
+        raise ValueError(f"unknown end reason {reason!r}")
+    with transaction.atomic():
+        session = _locked(session_id)
+        if actor is not None and not permissions.can_end_session(actor, session):
+            raise PermissionDenied("You can't end this session.")
+        if session.status not in LIVE_STATUSES:
+            return session
+        was_running = session.status == SessionStatus.RUNNING
+        _move(session, SessionStatus.ENDED)
+        session.ended_at = timezone.now()
+        session.end_reason = str(reason)
+        session.ended_by = actor
+        session.progress = "ended"
+        session.save(update_fields=["status", "ended_at", "end_reason", "ended_by", "progress"])
+        record_event(
+            action="session.ended", actor=actor, request=session.request, session=session, origin=origin,
+            data={"reason": str(reason), "comment": (comment or "")[:2000]},
+        )
+        _publish(session)
+    if was_running:
+        _stop_in_cluster(session.pk)
+    return session
+
+
+def _stop_in_cluster(session_id: uuid.UUID | str) -> None:
+    session = DebugSession.objects.get(pk=session_id)
+    try:
+        summary = stop_session_processes(session.namespace, session.pod, session.container_name, str(session.pk))
+        logger.info("session %s stopped in the cluster: %s", session.pk, summary)
+    except KubeError as exc:
+        with transaction.atomic():
+            record_event(action="session.stop_failed", actor=None, request=session.request, session=session, data={"message": exc.message})
+        logger.warning("session %s: stopping its processes failed: %s", session.pk, exc.message)
+
+
+def end_expired_sessions(*, now: datetime | None = None) -> int:
+    """End every running session past its time limit; return how many."""
+    now = now or timezone.now()
+    due = list(DebugSession.objects.filter(status=SessionStatus.RUNNING, expires_at__lte=now).values_list("pk", flat=True))
+    ended = 0
+    for pk in due:
+        session_end(session_id=pk, actor=None, reason=EndReason.EXPIRED)
+        ended += 1
+    return ended
