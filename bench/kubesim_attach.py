@@ -37,8 +37,11 @@ async def attach_run(h: Harness, tty: bool, size: int, n: int) -> float:
     key = ("default", name, "app")
     # The container waits for a line on stdin so the attach is in place before the first byte.
     script = f"read go; exec {' '.join(_command(size))}"
-    pod = make_pod(name, [{"name": "app", "image": "busybox", "stdin": True, "tty": tty, "command": ["sh", "-c", script]}],
-                   restartPolicy="Never")
+    pod = make_pod(
+        name,
+        [{"name": "app", "image": "busybox", "stdin": True, "tty": tty, "command": ["sh", "-c", script]}],
+        restartPolicy="Never",
+    )
     await h.runtime.start_pod(pod)
     await h.wait_running(key)
     client = await h.attach(key, tty=tty)
@@ -109,7 +112,9 @@ async def main() -> None:
     print(f"payload: {args.mb} MB, median of {args.runs} runs, {os.cpu_count()} CPUs")
     print(f"baseline local pipe read: {base_pipe:.1f} MB/s")
     print(f"baseline local pty read: {base_pty:.1f} MB/s")
-    print(f"attach websocket tty: {results['tty']:.1f} MB/s (ratio to local pty {results['tty'] / base_pty:.2f}, to local pipe {results['tty'] / base_pipe:.2f})")
+    print(
+        f"attach websocket tty: {results['tty']:.1f} MB/s (ratio to local pty {results['tty'] / base_pty:.2f}, to local pipe {results['tty'] / base_pipe:.2f})"
+    )
     print(f"attach websocket pipe: {results['pipe']:.1f} MB/s (ratio to local pipe {results['pipe'] / base_pipe:.2f})")
 
 

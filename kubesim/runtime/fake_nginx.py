@@ -95,7 +95,7 @@ def cli(args: list[str]) -> int:
         print("nginx: the configuration file /etc/nginx/nginx.conf syntax is ok", file=sys.stderr)
         print("nginx: configuration file /etc/nginx/nginx.conf test is successful", file=sys.stderr)
         return 0
-    print('nginx: [emerg] bind() to 0.0.0.0:8080 failed (98: Address already in use)', file=sys.stderr)
+    print("nginx: [emerg] bind() to 0.0.0.0:8080 failed (98: Address already in use)", file=sys.stderr)
     return 1
 
 

@@ -86,14 +86,23 @@ class Harness:
 
     async def _attach(self, request: web.Request) -> web.StreamResponse:
         return await self.runtime.handle_attach(
-            request, self._key(request), stdin=_flag(request, "stdin"), stdout=_flag(request, "stdout", True),
-            stderr=_flag(request, "stderr", True), tty=_flag(request, "tty"),
+            request,
+            self._key(request),
+            stdin=_flag(request, "stdin"),
+            stdout=_flag(request, "stdout", True),
+            stderr=_flag(request, "stderr", True),
+            tty=_flag(request, "tty"),
         )
 
     async def _exec(self, request: web.Request) -> web.StreamResponse:
         return await self.runtime.handle_exec(
-            request, self._key(request), request.query.getall("command", []), stdin=_flag(request, "stdin"),
-            stdout=_flag(request, "stdout", True), stderr=_flag(request, "stderr", True), tty=_flag(request, "tty"),
+            request,
+            self._key(request),
+            request.query.getall("command", []),
+            stdin=_flag(request, "stdin"),
+            stdout=_flag(request, "stdout", True),
+            stderr=_flag(request, "stderr", True),
+            tty=_flag(request, "tty"),
         )
 
     async def start_pod(self, pod: dict[str, Any]) -> None:
@@ -108,9 +117,22 @@ class Harness:
         if request.path == "/apis":
             return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
         resources = [
-            {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "verbs": ["get", "list"], "shortNames": ["po"]},
+            {
+                "name": "pods",
+                "singularName": "pod",
+                "namespaced": True,
+                "kind": "Pod",
+                "verbs": ["get", "list"],
+                "shortNames": ["po"],
+            },
             {"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions", "verbs": ["create", "get"]},
-            {"name": "pods/attach", "singularName": "", "namespaced": True, "kind": "PodAttachOptions", "verbs": ["create", "get"]},
+            {
+                "name": "pods/attach",
+                "singularName": "",
+                "namespaced": True,
+                "kind": "PodAttachOptions",
+                "verbs": ["create", "get"],
+            },
         ]
         return web.json_response({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources})
 
@@ -118,7 +140,9 @@ class Harness:
         ns, name = request.match_info["ns"], request.match_info["pod"]
         pod = self.pods.get((ns, name))
         if pod is None:
-            return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}, status=404)
+            return web.json_response(
+                {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}, status=404
+            )
         statuses = [self.last_status((ns, name, c["name"])) for c in pod["spec"]["containers"]]
         return web.json_response({**pod, "status": {"phase": "Running", "containerStatuses": [s for s in statuses if s]}})
 
@@ -129,14 +153,23 @@ class Harness:
 
     async def _kube_exec(self, request: web.Request) -> web.StreamResponse:
         return await self.runtime.handle_exec(
-            request, self._kube_key(request), request.query.getall("command", []), stdin=_flag(request, "stdin"),
-            stdout=_flag(request, "stdout"), stderr=_flag(request, "stderr"), tty=_flag(request, "tty"),
+            request,
+            self._kube_key(request),
+            request.query.getall("command", []),
+            stdin=_flag(request, "stdin"),
+            stdout=_flag(request, "stdout"),
+            stderr=_flag(request, "stderr"),
+            tty=_flag(request, "tty"),
         )
 
     async def _kube_attach(self, request: web.Request) -> web.StreamResponse:
         return await self.runtime.handle_attach(
-            request, self._kube_key(request), stdin=_flag(request, "stdin"), stdout=_flag(request, "stdout"),
-            stderr=_flag(request, "stderr"), tty=_flag(request, "tty"),
+            request,
+            self._kube_key(request),
+            stdin=_flag(request, "stdin"),
+            stdout=_flag(request, "stdout"),
+            stderr=_flag(request, "stderr"),
+            tty=_flag(request, "tty"),
         )
 
     # --- helpers for tests -------------------------------------------------------------------------
@@ -147,10 +180,10 @@ class Harness:
                 return status
         return None
 
-    async def wait_status(self, key: ContainerKey, predicate: Any, timeout: float = 10.0) -> Status:
+    async def wait_status(self, key: ContainerKey, predicate: Any, within: float = 10.0) -> Status:
         """Wait until a status for key satisfies predicate (checked against every status seen)."""
         seen = 0
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
                 for k, _, status in self.statuses[seen:]:
                     if k == key and predicate(status):
@@ -159,8 +192,8 @@ class Harness:
                 self.status_changed.clear()
                 await self.status_changed.wait()
 
-    async def wait_running(self, key: ContainerKey, timeout: float = 10.0) -> Status:
-        return await self.wait_status(key, lambda s: "running" in s["state"], timeout)
+    async def wait_running(self, key: ContainerKey, within: float = 10.0) -> Status:
+        return await self.wait_status(key, lambda s: "running" in s["state"], within)
 
     async def connect(
         self, path: str, key: ContainerKey, params: list[tuple[str, str]], protocols: tuple[str, ...] = (V5, V4)
@@ -173,7 +206,9 @@ class Harness:
         params = [("stdin", str(stdin).lower()), ("stdout", "true"), ("stderr", str(not tty).lower()), ("tty", str(tty).lower())]
         return await self.connect("attach", key, params, **kw)
 
-    async def exec(self, key: ContainerKey, command: list[str], *, stdin: bool = False, tty: bool = False, **kw: Any) -> StreamClient:
+    async def exec(
+        self, key: ContainerKey, command: list[str], *, stdin: bool = False, tty: bool = False, **kw: Any
+    ) -> StreamClient:
         params = [("command", c) for c in command]
         params += [("stdin", str(stdin).lower()), ("stdout", "true"), ("stderr", str(not tty).lower()), ("tty", str(tty).lower())]
         return await self.connect("exec", key, params, **kw)
@@ -222,17 +257,17 @@ class StreamClient:
             self.status = json.loads(payload)
         return True
 
-    async def read_until(self, pattern: bytes | str, timeout: float = 10.0) -> bytes:
+    async def read_until(self, pattern: bytes | str, within: float = 10.0) -> bytes:
         """Read until stdout matches the regex pattern; returns stdout so far."""
         regex = re.compile(pattern.encode() if isinstance(pattern, str) else pattern)
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while not regex.search(self.out):
                 if not await self.read_one():
                     raise EOFError(f"stream ended before {pattern!r}; got {bytes(self.out[-300:])!r}")
         return bytes(self.out)
 
-    async def read_to_end(self, timeout: float = 10.0) -> StreamClient:
-        async with asyncio.timeout(timeout):
+    async def read_to_end(self, within: float = 10.0) -> StreamClient:
+        async with asyncio.timeout(within):
             while await self.read_one():
                 pass
         return self

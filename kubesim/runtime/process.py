@@ -115,8 +115,15 @@ class Process:
             try:
                 set_winsize(slave, *size)
                 popen = subprocess.Popen(  # noqa: S603
-                    self.argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
-                    start_new_session=True, preexec_fn=_child_setup(True), close_fds=True,  # noqa: PLW1509
+                    self.argv,
+                    stdin=slave,
+                    stdout=slave,
+                    stderr=slave,
+                    env=env,
+                    cwd=cwd,
+                    start_new_session=True,
+                    preexec_fn=_child_setup(True),
+                    close_fds=True,  # noqa: PLW1509
                 )
             except BaseException:
                 os.close(master)
@@ -143,8 +150,15 @@ class Process:
             parent_fds += [out_r, err_r]
             child_fds += [out_w, err_w]
             popen = subprocess.Popen(  # noqa: S603
-                self.argv, stdin=child_stdin, stdout=out_w, stderr=err_w, env=env, cwd=cwd,
-                start_new_session=True, preexec_fn=_child_setup(False), close_fds=True,  # noqa: PLW1509
+                self.argv,
+                stdin=child_stdin,
+                stdout=out_w,
+                stderr=err_w,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_child_setup(False),
+                close_fds=True,  # noqa: PLW1509
             )
         except BaseException:
             for fd in parent_fds:
@@ -211,7 +225,7 @@ class Process:
         if self._master is not None and width > 0 and height > 0 and not self.finished.is_set():
             set_winsize(self._master, width, height)
 
-    async def _wait_fd(self, fd: int, *, writable: bool, timeout: float | None = None) -> bool:
+    async def _wait_fd(self, fd: int, *, writable: bool, quiet: float | None = None) -> bool:
         """Wait until fd is ready (or the process exited, for readers). False on timeout."""
         fut: asyncio.Future[None] = self._loop.create_future()
 
@@ -224,7 +238,7 @@ class Process:
         else:
             self._loop.add_reader(fd, ready)
         try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout) if timeout is not None else await fut
+            await asyncio.wait_for(fut, quiet) if quiet is not None else await fut
             return True
         except TimeoutError:
             return False
@@ -277,7 +291,8 @@ class Process:
         if self.tty:
             self.signal_group(signal.SIGHUP)  # interactive shells ignore SIGTERM but not a hangup
         deadline = self._loop.time() + grace
-        while self._loop.time() < deadline and (not self.exited.is_set() or session_members(self.sid)):
+        # Polling: members that are not our children give us no exit notification.
+        while self._loop.time() < deadline and (not self.exited.is_set() or session_members(self.sid)):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         self.signal_group(signal.SIGKILL)
         await self.exited.wait()
@@ -334,7 +349,7 @@ class _Pump:
             if data:
                 continue
             if proc.exited.is_set():
-                if not await proc._wait_fd(self.fd, writable=False, timeout=EXIT_QUIET):
+                if not await proc._wait_fd(self.fd, writable=False, quiet=EXIT_QUIET):
                     return
                 continue
             fut: asyncio.Future[None] = loop.create_future()

@@ -116,7 +116,9 @@ async def test_a_cut_stream_leaves_the_shell_running() -> None:
 
 async def test_exit_of_the_shell_ends_the_attach_and_sets_terminated() -> None:
     async with Harness() as h:
-        await h.runtime.start_pod(make_pod("box", [{"name": "sh", "image": "busybox", "stdin": True, "tty": True}], restartPolicy="Never"))
+        await h.runtime.start_pod(
+            make_pod("box", [{"name": "sh", "image": "busybox", "stdin": True, "tty": True}], restartPolicy="Never")
+        )
         await h.wait_running(KEY)
         c = await h.attach(KEY)
         await c.stdin("echo bye; exit 7\n")
@@ -151,7 +153,7 @@ async def test_multibyte_utf8_arrives_intact_across_frames() -> None:
         c = await h.attach(KEY, tty=False)
         # 3-byte characters in a 200 KB stream: reads of 64 KiB cannot all end on a boundary.
         await c.stdin("i=0; while [ $i -lt 20000 ]; do printf 'héllo→€ '; i=$((i+1)); done; echo; echo END\n")
-        await c.read_until(rb"END\n", timeout=30)
+        await c.read_until(rb"END\n", within=30)
         text = bytes(c.out).decode("utf-8")  # raises if a sequence was broken or lost
         assert text.count("héllo→€ ") == 20000
         assert len(c.frames) > 1

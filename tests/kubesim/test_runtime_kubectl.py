@@ -22,8 +22,12 @@ pytestmark = [
 
 async def kubectl(h: Harness, *args: str, stdin: bytes = b"") -> tuple[int, bytes, bytes]:
     proc = await asyncio.create_subprocess_exec(
-        KUBECTL, f"--server={h.base_url}", *args,  # type: ignore[arg-type]
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        KUBECTL,
+        f"--server={h.base_url}",
+        *args,  # type: ignore[arg-type]
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(stdin), 30)
     assert proc.returncode is not None
@@ -40,7 +44,11 @@ async def _pods(h: Harness) -> None:
 async def test_kubectl_exec_reports_exit_codes_and_pipes_stdin() -> None:
     async with Harness() as h:
         await _pods(h)
-        assert await kubectl(h, "exec", "box", "--", "sh", "-c", "echo hi; exit 3") == (3, b"hi\n", b"command terminated with exit code 3\n")
+        assert await kubectl(h, "exec", "box", "--", "sh", "-c", "echo hi; exit 3") == (
+            3,
+            b"hi\n",
+            b"command terminated with exit code 3\n",
+        )
         assert await kubectl(h, "exec", "-i", "box", "--", "cat", stdin=b"piped\n") == (0, b"piped\n", b"")
 
 
@@ -50,7 +58,7 @@ async def test_kubectl_exec_into_distroless_prints_the_containerd_error() -> Non
         code, out, err = await kubectl(h, "exec", "-it", "web", "-c", "nginx", "--", "bash")
         assert code == 1 and out == b""
         assert re.fullmatch(
-            rb'error: Internal error occurred: error executing command in container: failed to exec in container: '
+            rb"error: Internal error occurred: error executing command in container: failed to exec in container: "
             rb'failed to start exec "[0-9a-f]{64}": OCI runtime exec failed: exec failed: unable to start container process: '
             rb'exec: "bash": executable file not found in \$PATH: unknown\n',
             err.replace(b"Unable to use a TTY - input is not a terminal or the right kind of file\n", b""),

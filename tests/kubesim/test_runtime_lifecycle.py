@@ -16,12 +16,21 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 KEY = ("default", "box", "sh")
 
 
-def _alive(pid: int) -> bool:
+def _proc_file(pid: int, name: str) -> bytes:
+    with open(f"/proc/{pid}/{name}", "rb") as f:
+        return f.read()
+
+
+def _state(pid: int) -> str:
+    """The one-letter state from /proc/PID/stat ("" if the process is gone)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        return _proc_file(pid, "stat").rsplit(b")", 1)[1].split()[0].decode()
     except OSError:
-        return False
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    return _state(pid) not in ("", "Z")
 
 
 async def test_stop_pod_kills_the_whole_group_including_background_children() -> None:
@@ -71,8 +80,7 @@ async def test_a_slow_reader_holds_yes_back_and_ctrl_c_stops_it_promptly() -> No
         await asyncio.sleep(1.5)
         shell = h.runtime.processes(KEY)[0]
         yes_pids = [p for p in session_members(shell.sid) if p != shell.pid]
-        with open(f"/proc/{yes_pids[0]}/stat") as f:
-            assert f.read().rsplit(")", 1)[1].split()[0] == "S"  # sleeping in write(), not spinning
+        assert _state(yes_pids[0]) == "S"  # sleeping in write(), not spinning
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         assert rss_after - rss_before < 20 * 1024  # KiB: nothing piled up
         # Catch up (drain what is in flight), then ^C: the prompt must come back quickly.
@@ -80,7 +88,7 @@ async def test_a_slow_reader_holds_yes_back_and_ctrl_c_stops_it_promptly() -> No
         loop = asyncio.get_running_loop()
         start = loop.time()
         await c.stdin("echo back-$((40+2))\n")
-        await c.read_until(rb"back-42", timeout=10)
+        await c.read_until(rb"back-42", within=10)
         assert loop.time() - start < 3
         await c.close()
 
@@ -88,7 +96,16 @@ async def test_a_slow_reader_holds_yes_back_and_ctrl_c_stops_it_promptly() -> No
 async def test_the_log_buffer_is_bounded() -> None:
     async with Harness() as h:
         await h.runtime.start_pod(
-            make_pod("box", [{"name": "sh", "image": "busybox", "command": ["sh", "-c", "head -c 3000000 /dev/zero; echo tail-marker; sleep 100"]}])
+            make_pod(
+                "box",
+                [
+                    {
+                        "name": "sh",
+                        "image": "busybox",
+                        "command": ["sh", "-c", "head -c 3000000 /dev/zero; echo tail-marker; sleep 100"],
+                    }
+                ],
+            )
         )
         await h.wait_running(KEY)
         for _ in range(100):
@@ -104,9 +121,7 @@ async def test_pid_of_a_container_is_a_real_process() -> None:
         await h.runtime.start_pod(make_pod("box", [{"name": "sh", "image": "busybox"}]))
         await h.wait_running(KEY)
         pid = h.runtime.processes(KEY)[0].pid
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            assert f.read().split(b"\0")[:2] == [b"sleep", b"infinity"]
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if kv)
+        assert _proc_file(pid, "cmdline").split(b"\0")[:2] == [b"sleep", b"infinity"]
+        env = dict(kv.split(b"=", 1) for kv in _proc_file(pid, "environ").split(b"\0") if kv)
         assert env[b"HOSTNAME"] == b"box"
         assert os.readlink(f"/proc/{pid}/cwd") == "/"
