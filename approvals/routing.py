@@ -1,3 +1,9 @@
 """Websocket routes of this app."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from approvals.consumers import ApprovalsConsumer
+
+websocket_urlpatterns = [
+    path("ws/approvals", ApprovalsConsumer.as_asgi()),
+]

@@ -1,0 +1,51 @@
+"""Live approvals queue: forwards `request.changed` events of the "approvals" group to approvers.
+
+The consumer only routes messages. Who may listen is asked of portal.permissions; what the
+browser then shows comes from a server-rendered fragment, so no permission logic runs in JS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from portal import permissions
+
+APPROVALS_GROUP = "approvals"
+CLOSE_FORBIDDEN = 4403
+
+
+@database_sync_to_async
+def _may_listen(user: Any) -> bool:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return permissions.is_approver(user) or permissions.is_admin(user)
+
+
+class ApprovalsConsumer(AsyncJsonWebsocketConsumer):
+    joined = False
+
+    async def connect(self) -> None:
+        if not await _may_listen(self.scope.get("user")):
+            # Accept, then close with 4403: a close before accept reaches the browser as a bare
+            # HTTP 403, and the page couldn't tell "forbidden" from "network down".
+            await self.accept()
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        # Join before accepting, so no event sent after the client sees "open" is missed.
+        await self.channel_layer.group_add(APPROVALS_GROUP, self.channel_name)
+        self.joined = True
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.joined:
+            await self.channel_layer.group_discard(APPROVALS_GROUP, self.channel_name)
+            self.joined = False
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """The queue is read-only: decisions go through the HTML form (CSRF) or the API."""
+
+    async def request_changed(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "request.changed", "id": str(event.get("id", "")), "status": str(event.get("status", ""))})

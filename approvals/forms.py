@@ -1,0 +1,52 @@
+"""The debug request form: it only parses input; every rule lives in approvals.services.
+
+The service checks names, the live cluster, the image allowlist and the duration bounds and
+raises ValidationError per field; the view puts those messages on these fields. The HTML
+attributes of the template (required, min/max, choices) only help the browser.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+from approvals.choices import Profile, Verdict
+
+# One line per profile, shown next to each choice (what kubectl debug --profile grants).
+PROFILE_HELP: dict[str, str] = {
+    Profile.GENERAL: "Default. Adds SYS_PTRACE so you can inspect the target's processes and files.",
+    Profile.BASELINE: "No extra privileges; fits namespaces that enforce the baseline Pod Security level.",
+    Profile.RESTRICTED: "Non-root, all capabilities dropped, RuntimeDefault seccomp: the least you can ask for.",
+    Profile.NETADMIN: "Adds NET_ADMIN and NET_RAW for tcpdump, iptables and other network tools.",
+    Profile.SYSADMIN: "Privileged container: full access to the node. Ask only when nothing else will do.",
+}
+
+
+class DebugRequestForm(forms.Form):
+    # Not required and untyped on purpose: the raw values go to request_create, which
+    # reports every field's problem at once (a form-level "required" would hide the rest).
+    namespace = forms.CharField(required=False)
+    pod = forms.CharField(required=False)
+    container = forms.CharField(required=False, label="Target container")
+    image = forms.CharField(required=False, label="Debug image")
+    profile = forms.CharField(required=False, initial=Profile.GENERAL)
+    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    duration_minutes = forms.CharField(required=False, label="Duration (minutes)")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["image"].initial = settings.EPHEMERA_DEBUG_IMAGES[0] if settings.EPHEMERA_DEBUG_IMAGES else ""
+        self.fields["duration_minutes"].initial = settings.EPHEMERA_DEFAULT_DURATION_MINUTES
+
+    @staticmethod
+    def image_choices() -> list[str]:
+        return list(settings.EPHEMERA_DEBUG_IMAGES)
+
+    @staticmethod
+    def profile_choices() -> list[tuple[str, str, str]]:
+        return [(value, label, PROFILE_HELP.get(value, "")) for value, label in Profile.choices]
+
+
+class DecisionForm(forms.Form):
+    verdict = forms.ChoiceField(choices=Verdict.choices)
+    comment = forms.CharField(required=False, max_length=2000)

@@ -1,0 +1,240 @@
+"""Pages of debug requests: the request form, a request's detail and decision, the approvals queue.
+
+Views stay thin: they parse input, ask portal.permissions, and call approvals.services (the
+same functions the API uses). Requests a user may not see are 404; actions they may not
+take are 403.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from approvals import services
+from approvals.choices import RequestStatus, Verdict
+from approvals.forms import DebugRequestForm, DecisionForm
+from approvals.models import DebugRequest
+from portal import permissions
+from portal.audit import AuditOrigin
+from portal.kube import KubeClient, KubeError, KubeForbidden, KubeNotFound, get_client
+from portal.kube.config import KubeConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def _visible_request(request: HttpRequest, request_id: uuid.UUID) -> DebugRequest:
+    """The request if this user may see it; otherwise 404, so ids of others' requests leak nothing."""
+    req = get_object_or_404(DebugRequest.objects.select_related("requester"), pk=request_id)
+    if not permissions.can_view_request(request.user, req):
+        raise Http404("No such request")
+    return req
+
+
+def _require_approver(request: HttpRequest) -> None:
+    if not (permissions.is_approver(request.user) or permissions.is_admin(request.user)):
+        raise PermissionDenied("Only approvers can see the approvals queue")
+
+
+def _apply_errors(form: DebugRequestForm, exc: ValidationError) -> None:
+    """Put the service's field errors on the matching form fields; others on the form."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_new(request: HttpRequest) -> HttpResponse:
+    form = DebugRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            req = services.request_create(
+                requester=request.user,
+                kind="pod",
+                namespace=data["namespace"],
+                pod=data["pod"],
+                container=data["container"],
+                image=data["image"],
+                profile=data["profile"],
+                reason=data["reason"],
+                duration_minutes=data["duration_minutes"],
+                origin=AuditOrigin.from_request(request),
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            if req.status == RequestStatus.APPROVED:
+                messages.success(request, "Your request was approved automatically; the debug container is being prepared.")
+            else:
+                messages.success(request, "Your request was sent to the approvers.")
+            return redirect("request_detail", request_id=req.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "approvals/request_form.html",
+        {
+            "form": form,
+            "images": form.image_choices(),
+            "profiles": form.profile_choices(),
+            "max_duration": settings.EPHEMERA_MAX_DURATION_MINUTES,
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_GET
+def request_detail(request: HttpRequest, request_id: uuid.UUID) -> HttpResponse:
+    req = _visible_request(request, request_id)
+    session = getattr(req, "session", None) if req.status == RequestStatus.APPROVED else None
+    return render(
+        request,
+        "approvals/request_detail.html",
+        {
+            "req": req,
+            "decisions": req.decisions.select_related("approver"),
+            "session": session,
+            "can_decide": permissions.can_decide(request.user, req),
+            "can_cancel": req.requester_id == request.user.pk and req.status == RequestStatus.PENDING,
+            "decision_form": DecisionForm(),
+        },
+    )
+
+
+@login_required
+@require_POST
+def request_decide(request: HttpRequest, request_id: uuid.UUID) -> HttpResponse:
+    req = _visible_request(request, request_id)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose approve or deny.")
+        return redirect("request_detail", request_id=req.pk)
+    verdict, comment = form.cleaned_data["verdict"], form.cleaned_data["comment"]
+    origin = AuditOrigin.from_request(request)
+    try:
+        if verdict == Verdict.APPROVE:
+            services.request_approve(request_id=req.pk, approver=request.user, comment=comment, origin=origin)
+            messages.success(request, f"You approved the request of {req.requester.get_username()}.")
+        else:
+            services.request_deny(request_id=req.pk, approver=request.user, comment=comment, origin=origin)
+            messages.success(request, f"You denied the request of {req.requester.get_username()}.")
+    except services.RequestConflict:
+        messages.error(request, "This request was already decided; nothing was changed.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    # PermissionDenied propagates: Django answers 403.
+    next_url = request.POST.get("next", "")
+    if next_url == "approvals":
+        return redirect("approvals")
+    return redirect("request_detail", request_id=req.pk)
+
+
+@login_required
+@require_POST
+def request_cancel(request: HttpRequest, request_id: uuid.UUID) -> HttpResponse:
+    req = _visible_request(request, request_id)
+    try:
+        services.request_cancel(request_id=req.pk, user=request.user, origin=AuditOrigin.from_request(request))
+        messages.success(request, "Your request was cancelled.")
+    except services.RequestConflict:
+        messages.error(request, "This request was already decided; it can no longer be cancelled.")
+    return redirect("request_detail", request_id=req.pk)
+
+
+def _pending_context(request: HttpRequest) -> dict[str, object]:
+    pending = list(
+        DebugRequest.objects.filter(status=RequestStatus.PENDING)
+        .select_related("requester")
+        .prefetch_related("decisions__approver")
+        .order_by("created_at")
+    )
+    return {
+        "pending": [(req, permissions.can_decide(request.user, req)) for req in pending],
+        "decision_form": DecisionForm(),
+    }
+
+
+@login_required
+@require_GET
+def approvals_queue(request: HttpRequest) -> HttpResponse:
+    _require_approver(request)
+    return render(request, "approvals/approvals.html", _pending_context(request))
+
+
+@login_required
+@require_GET
+def approvals_pending_fragment(request: HttpRequest) -> HttpResponse:
+    """The pending list alone: approvals.ts re-fetches it on every request.changed event."""
+    _require_approver(request)
+    return render(request, "approvals/_pending_list.html", _pending_context(request))
+
+
+# --- Live cluster lookups for the request form ---------------------------------------
+# Read-only, for any signed-in user: they list what the portal's service account can see,
+# which is what a request may target anyway. Errors become one plain sentence; the
+# exception text of portal.kube never carries credentials, and config errors (paths,
+# kubeconfig details) stay in the server log.
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _bad_name(kind: str, value: str, pattern: re.Pattern[str], max_len: int) -> JsonResponse | None:
+    if len(value) > max_len or not pattern.match(value):
+        return JsonResponse({"error": f"{value[:80]!r} is not a valid {kind} name."}, status=400)
+    return None
+
+
+def _cluster_call(fn: Callable[[KubeClient], list[str]], *, not_found: str) -> JsonResponse:
+    try:
+        return JsonResponse({"items": fn(get_client())})
+    except KubeConfigError:
+        logger.exception("cluster lookup: the cluster connection is not configured")
+        return JsonResponse({"error": "The portal has no working cluster connection. Ask an administrator."}, status=503)
+    except KubeNotFound:
+        return JsonResponse({"error": not_found}, status=404)
+    except KubeForbidden as exc:
+        return JsonResponse({"error": f"The cluster refused the lookup: {exc.message}"}, status=502)
+    except KubeError as exc:
+        return JsonResponse({"error": f"The cluster can't be reached right now ({exc.message}). Try again in a moment."}, status=503)
+
+
+@login_required
+@require_GET
+def cluster_namespaces(request: HttpRequest) -> JsonResponse:
+    return _cluster_call(lambda kube: kube.list_namespaces(), not_found="No namespaces found.")
+
+
+@login_required
+@require_GET
+def cluster_pods(request: HttpRequest, namespace: str) -> JsonResponse:
+    if bad := _bad_name("namespace", namespace, _DNS_LABEL, 63):
+        return bad
+    return _cluster_call(
+        lambda kube: [p.name for p in kube.list_pods(namespace)],
+        not_found=f"Namespace {namespace} does not exist.",
+    )
+
+
+@login_required
+@require_GET
+def cluster_containers(request: HttpRequest, namespace: str, pod: str) -> JsonResponse:
+    if bad := _bad_name("namespace", namespace, _DNS_LABEL, 63) or _bad_name("pod", pod, _DNS_SUBDOMAIN, 253):
+        return bad
+    return _cluster_call(
+        lambda kube: kube.get_pod(namespace, pod).container_names,
+        not_found=f"Pod {namespace}/{pod} does not exist.",
+    )

@@ -1,0 +1,89 @@
+// The approvals queue, live: a websocket tells us a request changed, and we re-fetch the
+// server-rendered pending list (so who may decide what stays decided on the server).
+
+const list = document.getElementById("pending-list") as HTMLElement | null;
+const state = document.getElementById("live-state") as HTMLElement | null;
+
+function setState(name: "connecting" | "live" | "offline" | "forbidden", text: string): void {
+  if (!state) return;
+  state.dataset.state = name;
+  state.textContent = text;
+}
+
+// Keep what an approver is typing: a refresh must not wipe a half-written comment.
+function typedComments(root: HTMLElement): Map<string, string> {
+  const kept = new Map<string, string>();
+  root.querySelectorAll<HTMLTextAreaElement>("textarea[id]").forEach((t) => {
+    if (t.value) kept.set(t.id, t.value);
+  });
+  return kept;
+}
+
+let refreshing: Promise<void> | null = null;
+let again = false;
+
+async function refresh(root: HTMLElement): Promise<void> {
+  // Coalesce bursts of events into at most one fetch in flight plus one after it.
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
+  refreshing = (async () => {
+    do {
+      again = false;
+      const res = await fetch(root.dataset.fragmentUrl ?? "/approvals/pending", { credentials: "same-origin" });
+      if (!res.ok) {
+        setState("offline", res.status === 403 ? "You are no longer an approver" : "Update failed, retrying…");
+        return;
+      }
+      const html = await res.text();
+      const before = new Set(Array.from(root.querySelectorAll<HTMLElement>("[data-request-id]"), (el) => el.dataset.requestId));
+      const kept = typedComments(root);
+      const focused = document.activeElement?.id ?? "";
+      root.innerHTML = html;
+      kept.forEach((value, id) => {
+        const t = document.getElementById(id) as HTMLTextAreaElement | null;
+        if (t) t.value = value;
+      });
+      if (focused) document.getElementById(focused)?.focus();
+      root.querySelectorAll<HTMLElement>("[data-request-id]").forEach((el) => {
+        if (!before.has(el.dataset.requestId)) el.classList.add("is-new");
+      });
+      root.dispatchEvent(new CustomEvent("ephemera:fragment", { bubbles: true }));
+    } while (again);
+  })().finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
+function connect(root: HTMLElement, attempt = 0): void {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${scheme}//${location.host}${root.dataset.wsPath ?? "/ws/approvals"}`);
+  let opened = false;
+  ws.addEventListener("open", () => {
+    opened = true;
+    setState("live", "Live");
+    // Whatever changed while we were away: catch up once.
+    if (attempt > 0) void refresh(root);
+  });
+  ws.addEventListener("message", (ev) => {
+    try {
+      const msg = JSON.parse(String(ev.data)) as { type?: string };
+      if (msg.type === "request.changed") void refresh(root);
+    } catch {
+      /* not ours: ignore */
+    }
+  });
+  ws.addEventListener("close", (ev) => {
+    if (ev.code === 4403) {
+      setState("forbidden", "Live updates are for approvers only");
+      return;
+    }
+    setState("offline", "Offline, reconnecting…");
+    const delay = Math.min(30000, 1000 * 2 ** Math.min(attempt, 5));
+    window.setTimeout(() => connect(root, opened ? 1 : attempt + 1), delay);
+  });
+}
+
+if (list) connect(list);

@@ -1,0 +1,87 @@
+"""The live approvals websocket, driven through the real routed ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from portal.asgi import application
+from portal.events import publish_on_commit
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+def _user(name: str, *, approver: bool = False) -> User:
+    user = User.objects.create_user(name, f"{name}@example.test", f"{name}-pass")
+    if approver:
+        group, _ = Group.objects.get_or_create(name="approvers")
+        user.groups.add(group)
+    return user
+
+
+def _cookie_for(user: User) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def _communicator(user: User | None) -> WebsocketCommunicator:
+    headers = [ORIGIN, (b"host", b"localhost")]
+    if user is not None:
+        headers.append((b"cookie", await sync_to_async(_cookie_for)(user)))
+    return WebsocketCommunicator(application, "/ws/approvals", headers=headers)
+
+
+async def _publish_changed(request_id: str, status: str) -> None:
+    # publish_on_commit outside a transaction sends right away (autocommit), as after a commit.
+    await sync_to_async(publish_on_commit)("approvals", {"type": "request.changed", "id": request_id, "status": status})
+
+
+async def test_approver_receives_request_changed():
+    bob = await sync_to_async(_user)("bob", approver=True)
+    comm = await _communicator(bob)
+    try:
+        connected, _ = await comm.connect()
+        assert connected
+        await _publish_changed("1b6a3c1e-0000-4000-8000-000000000001", "pending")
+        msg = await comm.receive_json_from(timeout=3)
+        assert msg == {"type": "request.changed", "id": "1b6a3c1e-0000-4000-8000-000000000001", "status": "pending"}
+    finally:
+        await comm.disconnect()
+
+
+@pytest.mark.parametrize("who", ["alice", "anonymous"])
+async def test_non_approvers_are_closed_with_4403(who):
+    user = await sync_to_async(_user)("alice") if who == "alice" else None
+    comm = await _communicator(user)
+    try:
+        connected, _ = await comm.connect()
+        assert connected  # accepted, then closed with an application code the page can read
+        closed = await comm.receive_output(timeout=3)
+        assert closed == {"type": "websocket.close", "code": 4403}
+        # ...and it never joined the group: a broadcast reaches nobody here.
+        await _publish_changed("1b6a3c1e-0000-4000-8000-000000000002", "pending")
+        assert await comm.receive_nothing(timeout=0.3)
+    finally:
+        await comm.disconnect()
+
+
+async def test_foreign_origin_is_refused():
+    bob = await sync_to_async(_user)("bob", approver=True)
+    comm = WebsocketCommunicator(
+        application,
+        "/ws/approvals",
+        headers=[(b"origin", b"https://evil.example"), (b"host", b"localhost"), (b"cookie", await sync_to_async(_cookie_for)(bob))],
+    )
+    try:
+        connected, _ = await comm.connect()
+        assert not connected
+    finally:
+        await comm.disconnect()
