@@ -29,7 +29,7 @@ class Event:
     obj: dict[str, Any]
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: subscriptions live in a set
 class Subscription:
     resource: str
     namespace: str | None

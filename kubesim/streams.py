@@ -61,7 +61,8 @@ async def attach_or_exec(request: web.Request, info: RequestInfo, cluster: Clust
         raise bad_request("you must specify at least 1 of stdin, stdout, stderr")
     if runtime is None or not runtime.is_running(key):
         # What the kubelet answers when the container has no running process.
-        raise bad_request(f'unable to upgrade connection: container not found ("{container}")')
+        # (kubectl itself prefixes "unable to upgrade connection: ").
+        raise bad_request(f'container not found ("{container}")')
     if request.headers.get("Upgrade", "").lower() != "websocket":
         # SPDY (kubectl's fallback) is not simulated.
         raise bad_request("Upgrade request required")
