@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from approvals import policy
 from approvals.choices import REQUEST_MOVES, RequestStatus, Verdict
-from approvals.models import Decision, DebugRequest
+from approvals.models import DebugRequest, Decision
 from approvals.validation import validate_request
 from portal import permissions
 from portal.audit import AuditOrigin, record_event

@@ -15,6 +15,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from approvals.choices import Profile, RequestKind
 from portal.kube import KubeError, get_client
+from portal.kube.config import KubeConfigError
 
 REASON_MAX_LENGTH = 2000
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -123,14 +124,18 @@ def validate_request(
 
 
 def _check_cluster(namespace: str, pod: str, container: str, add: Any) -> None:
-    client = get_client()
     try:
+        client = get_client()
         if namespace not in client.list_namespaces():
             add("namespace", f"Namespace {namespace!r} does not exist in the cluster.")
             return
         pods = {p.name: p for p in client.list_pods(namespace)}
     except KubeError as exc:
         add(NON_FIELD_ERRORS, f"The cluster can't be checked right now: {exc.message}")
+        return
+    except KubeConfigError:
+        # The details (paths, kubeconfig contents) belong in the server log, not in a response.
+        add(NON_FIELD_ERRORS, "The cluster can't be checked right now: the portal's cluster connection is not configured.")
         return
     found = pods.get(pod)
     if found is None:

@@ -1,3 +1,18 @@
-"""JSON API routes (/api/)."""
+"""JSON API routes (/api/). Authentication: Bearer token or the browser session (with CSRF)."""
 
-urlpatterns: list = []
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from approvals import api as requests_api
+from sessions import api as sessions_api
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("v1/requests", requests_api.RequestListView.as_view(), name="api-requests"),
+    path("v1/requests/<uuid:pk>", requests_api.RequestDetailView.as_view(), name="api-request"),
+    path("v1/requests/<uuid:pk>/approve", requests_api.RequestApproveView.as_view(), name="api-request-approve"),
+    path("v1/requests/<uuid:pk>/deny", requests_api.RequestDenyView.as_view(), name="api-request-deny"),
+    path("v1/requests/<uuid:pk>/cancel", requests_api.RequestCancelView.as_view(), name="api-request-cancel"),
+    path("v1/sessions/<uuid:pk>", sessions_api.SessionDetailView.as_view(), name="api-session"),
+    path("v1/sessions/<uuid:pk>/end", sessions_api.SessionEndView.as_view(), name="api-session-end"),
+]

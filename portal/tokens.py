@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from portal.models import ApiToken
 
-TOKEN_PREFIX = "eph_"
+TOKEN_PREFIX = "eph_"  # noqa: S105 (a label, not a secret)
 _PREFIX_LEN = 12
 
 

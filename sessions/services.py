@@ -32,6 +32,7 @@ from portal.kube import (
     random_container_name,
     stop_session_processes,
 )
+from portal.kube.config import KubeConfigError
 from sessions.choices import LIVE_STATUSES, SESSION_MOVES, EndReason, SessionStatus
 from sessions.models import DebugSession
 
@@ -155,8 +156,8 @@ def session_provision(*, session_id: uuid.UUID | str) -> None:
         return
     req = session.request
     where = f"{session.namespace}/{session.pod}"
-    client = get_client()
     try:
+        client = get_client()
         _set_progress(session_id, f"checking pod {where}")
         pod = client.get_pod(session.namespace, session.pod)
         if req.container not in pod.container_names:
@@ -189,6 +190,9 @@ def session_provision(*, session_id: uuid.UUID | str) -> None:
         _fail(session_id, f"timed out: {exc.message}")
     except KubeError as exc:
         _fail(session_id, exc.message)
+    except KubeConfigError:
+        _fail(session_id, "the portal's cluster connection is not configured (see the server log)")
+        raise
 
 
 def session_connected(*, session_id: uuid.UUID | str, user: Any, origin: AuditOrigin | None) -> DebugSession:
@@ -254,6 +258,15 @@ def _stop_in_cluster(session_id: uuid.UUID | str) -> None:
         with transaction.atomic():
             record_event(action="session.stop_failed", actor=None, request=session.request, session=session, data={"message": exc.message})
         logger.warning("session %s: stopping its processes failed: %s", session.pk, exc.message)
+
+
+def end_reason_for(user: Any, session: DebugSession) -> EndReason:
+    """Why a person ends a session: their own, revoked by an approver, or an admin's call."""
+    if session.request.requester_id == getattr(user, "pk", None):
+        return EndReason.USER
+    if permissions.is_approver(user):
+        return EndReason.REVOKED
+    return EndReason.ADMIN
 
 
 def end_expired_sessions(*, now: datetime | None = None) -> int:

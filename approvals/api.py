@@ -1,0 +1,119 @@
+"""JSON API for debug requests: thin views over approvals.services and approvals.selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound, ParseError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from approvals import selectors, services
+from approvals.models import DebugRequest
+from approvals.serializers import CommentSerializer, RequestCreateSerializer, RequestSerializer
+from portal.audit import AuditOrigin
+
+_ERRORS = OpenApiResponse(description="{field: [messages]}")
+
+
+def validation_response(exc: ValidationError) -> Response:
+    errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+    body = {("non_field_errors" if k == NON_FIELD_ERRORS else k): v for k, v in errors.items()}
+    return Response(body, status=status.HTTP_400_BAD_REQUEST)
+
+
+def conflict_response(message: str) -> Response:
+    return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
+
+
+def body(request: Request) -> dict[str, Any]:
+    if request.data is None or request.data == {}:
+        return {}
+    if not hasattr(request.data, "get") or isinstance(request.data, list | str):
+        raise ParseError("The request body must be a JSON object.")
+    return request.data  # type: ignore[no-any-return]
+
+
+def visible_or_404(request: Request, request_id: Any) -> DebugRequest:
+    try:
+        return selectors.get_visible_request(request.user, request_id)
+    except DebugRequest.DoesNotExist:
+        raise NotFound("No such request.") from None
+
+
+def _detail(request_id: Any, request: Request) -> Response:
+    return Response(RequestSerializer(visible_or_404(request, request_id)).data)
+
+
+class RequestListView(APIView):
+    @extend_schema(responses=RequestSerializer(many=True), summary="Requests you may see, newest first")
+    def get(self, request: Request) -> Response:
+        services.expire_pending()
+        return Response(RequestSerializer(selectors.visible_requests(request.user)[:200], many=True).data)
+
+    @extend_schema(request=RequestCreateSerializer, responses={201: RequestSerializer, 400: _ERRORS}, summary="Ask for debug access")
+    def post(self, request: Request) -> Response:
+        data = body(request)
+        try:
+            req = services.request_create(
+                requester=request.user,
+                kind=str(data.get("kind") or "pod"),
+                namespace=str(data.get("namespace") or ""),
+                pod=str(data.get("pod") or ""),
+                container=str(data.get("container") or ""),
+                image=str(data.get("image") or ""),
+                profile=str(data.get("profile") or "general"),
+                reason=str(data.get("reason") or ""),
+                duration_minutes=data.get("duration_minutes"),
+                origin=AuditOrigin.from_request(request._request),
+            )
+        except ValidationError as exc:
+            return validation_response(exc)
+        return Response(RequestSerializer(selectors.get_visible_request(request.user, req.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class RequestDetailView(APIView):
+    @extend_schema(responses={200: RequestSerializer, 404: OpenApiResponse(description="not found or not yours to see")})
+    def get(self, request: Request, pk: Any) -> Response:
+        return _detail(pk, request)
+
+
+class RequestApproveView(APIView):
+    @extend_schema(request=CommentSerializer, responses={200: RequestSerializer, 403: None, 404: None, 409: None}, summary="Approve (one vote)")
+    def post(self, request: Request, pk: Any) -> Response:
+        req = visible_or_404(request, pk)
+        try:
+            services.request_approve(request_id=req.pk, approver=request.user, comment=str(body(request).get("comment") or ""), origin=AuditOrigin.from_request(request._request))
+        except ValidationError as exc:
+            return validation_response(exc)
+        except services.RequestConflict as exc:
+            return conflict_response(str(exc))
+        return _detail(req.pk, request)
+
+
+class RequestDenyView(APIView):
+    @extend_schema(request=CommentSerializer, responses={200: RequestSerializer, 400: _ERRORS, 403: None, 404: None, 409: None}, summary="Deny (a comment is required)")
+    def post(self, request: Request, pk: Any) -> Response:
+        req = visible_or_404(request, pk)
+        try:
+            services.request_deny(request_id=req.pk, approver=request.user, comment=str(body(request).get("comment") or ""), origin=AuditOrigin.from_request(request._request))
+        except ValidationError as exc:
+            return validation_response(exc)
+        except services.RequestConflict as exc:
+            return conflict_response(str(exc))
+        return _detail(req.pk, request)
+
+
+class RequestCancelView(APIView):
+    @extend_schema(request=None, responses={200: RequestSerializer, 403: None, 404: None, 409: None}, summary="Withdraw your pending request")
+    def post(self, request: Request, pk: Any) -> Response:
+        req = visible_or_404(request, pk)
+        try:
+            services.request_cancel(request_id=req.pk, user=request.user, origin=AuditOrigin.from_request(request._request))
+        except services.RequestConflict as exc:
+            return conflict_response(str(exc))
+        return _detail(req.pk, request)
