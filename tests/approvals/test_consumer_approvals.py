@@ -85,3 +85,65 @@ async def test_foreign_origin_is_refused():
         assert not connected
     finally:
         await comm.disconnect()
+
+
+@pytest.fixture
+def cluster(kubesim_session_cluster, settings):
+    from portal.kube import reset_client
+    from portal.kube.config import reset as reset_connection
+
+    settings.EPHEMERA_KUBECONFIG = str(kubesim_session_cluster.kubeconfig)
+    settings.EPHEMERA_KUBE_CONTEXT = ""
+    reset_client()
+    reset_connection()
+    yield kubesim_session_cluster
+    reset_client()
+    reset_connection()
+
+
+def _create_through_the_form(alice: User) -> str:
+    client = Client()
+    client.force_login(alice)
+    pods = client.get("/cluster/namespaces/default/pods").json()["items"]
+    pod = next(p for p in pods if p.startswith("distroless-nginx-"))
+    resp = client.post(
+        "/requests/new",
+        {
+            "namespace": "default",
+            "pod": pod,
+            "container": "distroless-nginx-ctr",
+            "image": "busybox",
+            "profile": "general",
+            "reason": "workers hang",
+            "duration_minutes": "15",
+        },
+    )
+    assert resp.status_code == 302, resp.content
+    return resp["Location"].rstrip("/").rsplit("/", 1)[-1]
+
+
+async def test_approver_hears_when_alice_creates_a_request(cluster):
+    bob = await sync_to_async(_user)("bob", approver=True)
+    alice = await sync_to_async(_user)("alice")
+    bob_ws = await _communicator(bob)
+    alice_ws = await _communicator(alice)
+    try:
+        assert (await bob_ws.connect())[0]
+        await alice_ws.connect()
+        assert (await alice_ws.receive_output(timeout=3))["code"] == 4403
+        request_id = await sync_to_async(_create_through_the_form, thread_sensitive=False)(alice)
+        msg = await bob_ws.receive_json_from(timeout=5)
+        assert msg == {"type": "request.changed", "id": request_id, "status": "pending"}
+        # The fragment the page then fetches shows it to bob, with buttons.
+        fragment = await sync_to_async(_fragment_for)(bob)
+        assert request_id in fragment
+        assert 'value="approve"' in fragment
+    finally:
+        await bob_ws.disconnect()
+        await alice_ws.disconnect()
+
+
+def _fragment_for(user: User) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.get("/approvals/pending").content.decode()

@@ -1,0 +1,194 @@
+"""The request form and its live cluster lookups, against a real kubesim over HTTPS.
+
+Each bad field gets its own message on that field, and nothing is written on error.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+from django.urls import reverse
+
+from approvals.choices import RequestStatus
+from approvals.models import DebugRequest
+from portal.kube import reset_client
+from portal.kube.config import reset as reset_connection
+from portal.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cluster(kubesim_session_cluster, settings):
+    """Point the portal's one kube seam at the shared kubesim for this test."""
+    kubesim_session_cluster.faults.clear()
+    settings.EPHEMERA_KUBECONFIG = str(kubesim_session_cluster.kubeconfig)
+    settings.EPHEMERA_KUBE_CONTEXT = ""
+    reset_client()
+    reset_connection()
+    yield kubesim_session_cluster
+    kubesim_session_cluster.faults.clear()
+    reset_client()
+    reset_connection()
+
+
+@pytest.fixture
+def alice(settings) -> User:
+    Group.objects.get_or_create(name=settings.EPHEMERA_APPROVER_GROUP)
+    return User.objects.create_user("alice", "alice@example.test", "alice-pass")
+
+
+@pytest.fixture
+def alice_client(alice) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def nginx_pod(alice_client, cluster) -> str:
+    pods = alice_client.get("/cluster/namespaces/default/pods").json()["items"]
+    matches = [p for p in pods if p.startswith("distroless-nginx-")]
+    assert matches, pods
+    return matches[0]
+
+
+def valid_post(nginx_pod: str, **overrides: str) -> dict[str, str]:
+    data = {
+        "namespace": "default",
+        "pod": nginx_pod,
+        "container": "distroless-nginx-ctr",
+        "image": "busybox",
+        "profile": "general",
+        "reason": "nginx workers are stuck",
+        "duration_minutes": "30",
+    }
+    data.update(overrides)
+    return data
+
+
+def field_errors(resp) -> dict[str, list[str]]:
+    form = resp.context["form"]
+    return {name: list(errors) for name, errors in form.errors.items()}
+
+
+# --- cluster lookups ----------------------------------------------------------------------
+def test_namespaces_come_from_the_cluster(alice_client, cluster):
+    resp = alice_client.get(reverse("cluster_namespaces"))
+    assert resp.status_code == 200
+    assert {"default", "payments", "kube-system"} <= set(resp.json()["items"])
+
+
+def test_pods_and_containers_come_from_the_cluster(alice_client, nginx_pod):
+    assert re.match(r"^distroless-nginx-[a-z0-9]+-[a-z0-9]+$", nginx_pod)
+    resp = alice_client.get(reverse("cluster_containers", args=["default", nginx_pod]))
+    assert resp.status_code == 200
+    assert resp.json() == {"items": ["distroless-nginx-ctr"]}
+
+
+def test_unknown_pod_is_a_clear_404(alice_client, cluster):
+    resp = alice_client.get(reverse("cluster_containers", args=["default", "no-such-pod"]))
+    assert resp.status_code == 404
+    assert resp.json() == {"error": "Pod default/no-such-pod does not exist."}
+
+
+def test_invalid_names_never_reach_the_cluster(alice_client, cluster):
+    resp = alice_client.get("/cluster/namespaces/Bad_NS/pods")
+    assert resp.status_code == 400
+    assert "not a valid namespace name" in resp.json()["error"]
+
+
+def test_cluster_failure_is_a_clear_message_without_secrets(alice_client, cluster):
+    cluster.faults.add(500, path="^/api/v1/namespaces$", message="etcd is on fire")
+    resp = alice_client.get(reverse("cluster_namespaces"))
+    assert resp.status_code == 503
+    body = resp.content.decode()
+    assert "The cluster can't be reached right now" in resp.json()["error"]
+    assert cluster.token not in body
+    assert "Traceback" not in body
+
+
+def test_forbidden_lookup_is_reported(alice_client, cluster):
+    cluster.faults.add(403, path="^/api/v1/namespaces/payments/pods$", message='pods is forbidden: User "ephemera" cannot list')
+    resp = alice_client.get(reverse("cluster_pods", args=["payments"]))
+    assert resp.status_code == 502
+    assert "refused" in resp.json()["error"]
+    assert cluster.token not in resp.content.decode()
+
+
+def test_missing_cluster_config_hides_details(alice_client, settings, tmp_path):
+    settings.EPHEMERA_KUBECONFIG = str(tmp_path / "missing-kubeconfig")
+    reset_client()
+    reset_connection()
+    try:
+        resp = alice_client.get(reverse("cluster_namespaces"))
+    finally:
+        reset_client()
+        reset_connection()
+    assert resp.status_code == 503
+    assert resp.json() == {"error": "The portal has no working cluster connection. Ask an administrator."}
+
+
+# --- the form -----------------------------------------------------------------------------
+def test_form_renders_allowlist_profiles_and_bounds(alice_client, settings):
+    settings.EPHEMERA_DEBUG_IMAGES = ["busybox", "nicolaka/netshoot"]
+    settings.EPHEMERA_MAX_DURATION_MINUTES = 90
+    body = alice_client.get(reverse("request_new")).content.decode()
+    assert '<option value="busybox" selected>busybox</option>' in body
+    assert '<option value="nicolaka/netshoot">' in body
+    for profile in ("general", "baseline", "restricted", "netadmin", "sysadmin"):
+        assert f'id="id_profile_{profile}"' in body
+    assert 'value="general" id="id_profile_general"\n                 checked' in body
+    assert 'max="90"' in body
+    assert "At most 90 minutes" in body
+
+
+def test_valid_request_is_created_and_shown(alice_client, alice, nginx_pod):
+    resp = alice_client.post(reverse("request_new"), valid_post(nginx_pod))
+    assert resp.status_code == 302
+    req = DebugRequest.objects.get()
+    assert resp["Location"] == reverse("request_detail", args=[req.pk])
+    assert (req.requester, req.namespace, req.pod, req.container) == (alice, "default", nginx_pod, "distroless-nginx-ctr")
+    assert req.status == RequestStatus.PENDING
+    detail = alice_client.get(resp["Location"]).content.decode()
+    assert "sent to the approvers" in detail
+    assert "nginx workers are stuck" in detail
+
+
+@pytest.mark.parametrize(
+    ("field", "overrides"),
+    [
+        ("namespace", {"namespace": "Bad_NS!"}),
+        ("namespace", {"namespace": "no-such-namespace"}),
+        ("pod", {"pod": "no-such-pod"}),
+        ("pod", {"pod": "UPPER/../x"}),
+        ("container", {"container": "no-such-container"}),
+        ("image", {"image": "evil.example/rootkit:latest"}),
+        ("profile", {"profile": "legacy"}),
+        ("reason", {"reason": "   "}),
+        ("duration_minutes", {"duration_minutes": "100000"}),
+        ("duration_minutes", {"duration_minutes": "0"}),
+        ("duration_minutes", {"duration_minutes": "soon"}),
+    ],
+)
+def test_each_bad_field_gets_its_own_message_and_nothing_is_written(alice_client, nginx_pod, field, overrides):
+    resp = alice_client.post(reverse("request_new"), valid_post(nginx_pod, **overrides))
+    assert resp.status_code == 400
+    errors = field_errors(resp)
+    assert field in errors, errors
+    assert all(msg.strip() for msg in errors[field])
+    # The message is rendered next to its field, with aria wiring.
+    body = resp.content.decode()
+    assert f'id="err_{field}"' in body
+    assert not DebugRequest.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_submitted_values_are_kept_after_an_error(alice_client, nginx_pod):
+    resp = alice_client.post(reverse("request_new"), valid_post(nginx_pod, reason=""))
+    body = resp.content.decode()
+    assert f'data-initial="{nginx_pod}"' in body
+    assert 'data-initial="distroless-nginx-ctr"' in body
