@@ -18,14 +18,15 @@ from portal.kube.specs import SESSION_ENV
 # $1 = the session id (passed as an argument, never interpolated into the script).
 # The kill is one builtin call at the end: once the debug shell dies the runtime may tear the
 # container down, and the marker line printed before it tells us the script got that far.
+MARKER = "EPHEMERA-STOPPED:"
 STOP_SCRIPT = f"""
 id="$1"; self=$$; pids=""
 for d in /proc/[0-9]*; do
   pid=${{d#/proc/}}
   [ "$pid" = "$self" ] && continue
-  if tr '\\000' '\\n' < "$d/environ" 2>/dev/null | grep -qxF "{SESSION_ENV}=$id"; then pids="$pids $pid"; fi
+  if {{ tr '\\000' '\\n' < "$d/environ"; }} 2>/dev/null | grep -qxF "{SESSION_ENV}=$id"; then pids="$pids $pid"; fi
 done
-echo "ephemera-stop:${{pids:- none}}"
+echo "{MARKER}${{pids:- none}}"
 [ -n "$pids" ] && kill -9 $pids 2>/dev/null
 exit 0
 """
@@ -48,8 +49,8 @@ def stop_session_processes(namespace: str, pod: str, container: str, session_id:
         return "pod gone"
     if state.state != "running":
         return f"debug container {state.state}"
-    code, output = client.exec_command(namespace, pod, container, ["/bin/sh", "-c", STOP_SCRIPT, "ephemera-stop", str(session_id)])
-    marker = next((line for line in output.splitlines() if line.startswith("ephemera-stop:")), None)
+    code, output = client.exec_command(namespace, pod, container, ["/bin/sh", "-c", STOP_SCRIPT, "ephemera_stop", str(session_id)])
+    marker = next((line for line in output.splitlines() if line.startswith(MARKER)), None)
     if code == 0 or (code == -1 and marker is not None):
         return marker or "stopped"
     raise StopFailed(f"stopping the debug processes in {namespace}/{pod}:{container} failed (exit {code}): {output.strip()[:300]}")
