@@ -223,6 +223,7 @@ class StreamClient:
         self.out = bytearray()
         self.err = bytearray()
         self.status: Status | None = None
+        self.raw_status = b""
         self.frames: list[bytes] = []  # raw stdout payloads, to check frame boundaries
         self.closed = False
 
@@ -244,7 +245,9 @@ class StreamClient:
         if msg.type != aiohttp.WSMsgType.BINARY:
             self.closed = True
             return False
-        data: bytes = msg.data
+        return self._keep(msg.data)
+
+    def _keep(self, data: bytes) -> bool:
         if len(data) <= 1:
             return True  # channel-open announcements
         channel, payload = data[0], data[1:]
@@ -254,8 +257,21 @@ class StreamClient:
         elif channel == 2:
             self.err += payload
         elif channel == 3:
+            self.raw_status = payload
             self.status = json.loads(payload)
         return True
+
+    async def read_one_raw(self) -> bool:
+        """Like read_one, but keeps the error channel as bytes (channel.k8s.io v1 sends plain text)."""
+        msg = await self.ws.receive()
+        if msg.type != aiohttp.WSMsgType.BINARY:
+            self.closed = True
+            return False
+        data: bytes = msg.data
+        if len(data) > 1 and data[0] == 3:
+            self.raw_status = data[1:]
+            return True
+        return self._keep(data)
 
     async def read_until(self, pattern: bytes | str, within: float = 10.0) -> bytes:
         """Read until stdout matches the regex pattern; returns stdout so far."""

@@ -12,8 +12,10 @@ class LogBuffer:
         self.limit = limit
         self._chunks: deque[bytes] = deque()
         self._size = 0
+        self.total = 0  # bytes ever appended
 
     def append(self, data: bytes) -> None:
+        self.total += len(data)
         # Chunks instead of one bytearray: trimming the front never copies the whole buffer.
         if len(data) >= self.limit:
             self._chunks.clear()

@@ -45,6 +45,8 @@ class Runtime:
         meta, spec = pod["metadata"], pod.get("spec", {})
         pod_key: PodKey = (meta.get("namespace", "default"), meta["name"])
         entry = self._pods.setdefault(pod_key, _Pod())
+        if any(c.kind != "ephemeralContainer" for c in entry.containers.values()):
+            return  # already started: a second start must not orphan the first set of processes
         inits = [Container(pod, c, "initContainer", self._timing, self._on_status) for c in spec.get("initContainers") or []]
         regular = [Container(pod, c, "container", self._timing, self._on_status) for c in spec.get("containers") or []]
         for c in inits + regular:
@@ -70,6 +72,8 @@ class Runtime:
     async def start_ephemeral(self, pod: dict[str, Any], container: dict[str, Any]) -> None:
         meta = pod["metadata"]
         entry = self._pods.setdefault((meta.get("namespace", "default"), meta["name"]), _Pod())
+        if container["name"] in entry.containers:
+            return  # ephemeral containers are never restarted or replaced
         c = Container(pod, container, "ephemeralContainer", self._timing, self._on_status)
         entry.containers[c.name] = c
         c.start()
@@ -90,6 +94,11 @@ class Runtime:
     def logs(self, key: ContainerKey) -> bytes:
         c = self._find(key)
         return c.logs.getvalue() if c is not None else b""
+
+    def log_bytes_written(self, key: ContainerKey) -> int:
+        """Total bytes ever logged: a monotonic offset for `logs -f` once the ring buffer is full."""
+        c = self._find(key)
+        return c.logs.total if c is not None else 0
 
     def processes(self, key: ContainerKey) -> list[Process]:
         """Main process and execs of a container (for tests and diagnostics)."""

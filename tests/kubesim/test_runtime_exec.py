@@ -8,6 +8,7 @@ import re
 import pytest
 
 from kubesim.runtime.harness import Harness, make_pod
+from kubesim.runtime.streams import V1, V4, V5
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 SH = ("default", "box", "sh")
@@ -27,10 +28,12 @@ async def test_exec_success_sends_a_success_status() -> None:
         assert c.status == {"metadata": {}, "status": "Success"}
 
 
-async def test_exec_non_zero_exit_reports_the_code_like_kubelet() -> None:
+@pytest.mark.parametrize("protocol", [V5, V4])
+async def test_exec_non_zero_exit_reports_the_code_like_kubelet(protocol: str) -> None:
     async with Harness() as h:
         await _box(h)
-        c = await (await h.exec(SH, ["sh", "-c", "exit 3"])).read_to_end()
+        c = await (await h.exec(SH, ["sh", "-c", "exit 3"], protocols=(protocol,))).read_to_end()
+        assert c.protocol == protocol
         assert c.status == {
             "metadata": {},
             "status": "Failure",
@@ -119,3 +122,17 @@ async def test_exec_of_nginx_itself_works_in_distroless() -> None:
         c = await (await h.exec(NGINX, ["nginx", "-v"])).read_to_end()
         assert c.err.startswith(b"nginx version: nginx/")
         assert c.status == {"metadata": {}, "status": "Success"}
+
+
+async def test_v1_channel_protocol_sends_the_error_as_text() -> None:
+    async with Harness() as h:
+        await _box(h)
+        c = await h.exec(SH, ["sh", "-c", "echo v1; exit 4"], protocols=(V1,))
+        assert c.protocol == V1
+        while await c.read_one_raw():
+            pass
+        assert c.out == b"v1\n"
+        assert (
+            c.raw_status
+            == b"command terminated with non-zero exit code: error executing command [sh -c echo v1; exit 4], exit code 4"
+        )

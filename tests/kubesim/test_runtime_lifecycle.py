@@ -114,6 +114,19 @@ async def test_the_log_buffer_is_bounded() -> None:
             await asyncio.sleep(0.05)
         logs = h.runtime.logs(KEY)
         assert logs.endswith(b"tail-marker\n") and len(logs) == 1024 * 1024
+        assert h.runtime.log_bytes_written(KEY) == 3000000 + len(b"tail-marker\n")
+
+
+async def test_starting_a_pod_twice_does_not_orphan_processes() -> None:
+    pod = make_pod("box", [{"name": "sh", "image": "busybox"}])
+    async with Harness() as h:
+        await h.runtime.start_pod(pod)
+        await h.wait_running(KEY)
+        first = h.runtime.processes(KEY)[0].pid
+        await h.runtime.start_pod(pod)
+        await asyncio.sleep(0.1)
+        assert h.runtime.processes(KEY)[0].pid == first
+        assert len([s for k, _, s in h.statuses if k == KEY and "running" in s["state"]]) == 1
 
 
 async def test_pid_of_a_container_is_a_real_process() -> None:
