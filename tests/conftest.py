@@ -1,0 +1,158 @@
+"""Shared fixtures: personas, API clients with real bearer tokens, and kubesim as the cluster."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+TARGET_CONTAINER = "distroless-nginx-ctr"
+
+
+def _file_backed_sqlite_test_db() -> None:
+    """Give the SQLite test database a file of this process's own.
+
+    Django's default in-memory shared-cache test database answers concurrent writers with
+    "database table is locked" instead of waiting, so tests with real threads (decided once,
+    audit chain) would test SQLite's shared cache instead of the IMMEDIATE transactions and
+    busy timeout production runs with. One file per process: parallel runs don't collide.
+    """
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        name = os.path.join(tempfile.gettempdir(), f"ephemera-test-{os.getpid()}.sqlite3")
+        db.setdefault("TEST", {})["NAME"] = name
+
+
+_file_backed_sqlite_test_db()
+
+
+def _make_user(name: str, *, group: str | None = None, superuser: bool = False) -> User:
+    user = User.objects.create_user(username=name, password=f"{name}-demo-pass", email=f"{name}@example.com")
+    if superuser:
+        user.is_superuser = user.is_staff = True
+        user.save()
+    if group:
+        user.groups.add(Group.objects.get_or_create(name=group)[0])
+    return user
+
+
+@pytest.fixture
+def alice(db: Any) -> User:
+    """A requester."""
+    return _make_user("alice")
+
+
+@pytest.fixture
+def bob(db: Any, settings: Any) -> User:
+    return _make_user("bob", group=settings.EPHEMERA_APPROVER_GROUP)
+
+
+@pytest.fixture
+def carol(db: Any, settings: Any) -> User:
+    return _make_user("carol", group=settings.EPHEMERA_APPROVER_GROUP)
+
+
+@pytest.fixture
+def dave(db: Any, settings: Any) -> User:
+    """An auditor."""
+    return _make_user("dave", group=settings.EPHEMERA_AUDITOR_GROUP)
+
+
+@pytest.fixture
+def admin_user(db: Any) -> User:
+    return _make_user("admin", superuser=True)
+
+
+@pytest.fixture
+def eve(db: Any) -> User:
+    """Another plain user, with no business with alice's requests."""
+    return _make_user("eve")
+
+
+@pytest.fixture
+def people(alice: User, bob: User, carol: User, dave: User, admin_user: User, eve: User) -> SimpleNamespace:
+    return SimpleNamespace(alice=alice, bob=bob, carol=carol, dave=dave, admin=admin_user, eve=eve)
+
+
+@pytest.fixture
+def api_client_for(db: Any) -> Callable[[User | None], APIClient]:
+    """An API client authenticated with a real bearer token for `user` (None: anonymous)."""
+    from portal.tokens import create_token
+
+    def make(user: User | None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {create_token(user, name='test')}")
+        return client
+
+    return make
+
+
+def _point_at(cluster: Any, settings: Any) -> None:
+    from portal.kube import config as kube_config
+    from portal.kube import reset_client
+
+    settings.EPHEMERA_KUBECONFIG = str(cluster.kubeconfig)
+    settings.EPHEMERA_KUBE_CONTEXT = ""
+    kube_config.reset()
+    reset_client()
+
+
+def _forget() -> None:
+    from portal.kube import config as kube_config
+    from portal.kube import reset_client
+
+    kube_config.reset()
+    reset_client()
+
+
+@pytest.fixture
+def kube(kubesim_session_cluster: Any, settings: Any) -> Iterator[Any]:
+    """The shared kubesim (real HTTPS apiserver) as the portal's cluster. Don't break it."""
+    _point_at(kubesim_session_cluster, settings)
+    yield kubesim_session_cluster
+    kubesim_session_cluster.faults.clear()
+    _forget()
+
+
+@pytest.fixture
+def fresh_kube(kubesim_cluster: Any, settings: Any) -> Iterator[Any]:
+    """A kubesim of this test's own, for tests that delete pods or inject faults."""
+    _point_at(kubesim_cluster, settings)
+    yield kubesim_cluster
+    _forget()
+
+
+@pytest.fixture
+def nginx_pod(kube: Any) -> str:
+    from portal.kube import get_client
+
+    return next(p.name for p in get_client().list_pods("default") if p.name.startswith("distroless-nginx-"))
+
+
+@pytest.fixture
+def make_request(db: Any) -> Callable[..., Any]:
+    """A pending DebugRequest written directly (for decision tests that don't need a cluster)."""
+    from approvals.models import DebugRequest
+
+    def make(requester: User, **overrides: Any) -> DebugRequest:
+        now = timezone.now()
+        fields: dict[str, Any] = {
+            "requester": requester, "created_at": now, "namespace": "default", "pod": "distroless-nginx-x",
+            "container": TARGET_CONTAINER, "image": "busybox", "profile": "general", "reason": "debugging a 502",
+            "duration_minutes": 15, "approvals_required": 1, "expires_at": now + timedelta(minutes=60),
+        }
+        fields.update(overrides)
+        return DebugRequest.objects.create(**fields)
+
+    return make
