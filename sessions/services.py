@@ -48,7 +48,7 @@ class SessionConflict(Exception):
 
 
 def _publish(session: DebugSession) -> None:
-    message = session.failure_message or (session.get_end_reason_display() if session.end_reason else "")  # type: ignore[attr-defined]
+    message = session.failure_message or (EndReason(session.end_reason).label if session.end_reason in EndReason.values else session.end_reason)  # type: ignore[attr-defined]
     publish_on_commit(
         session_group(session.pk),
         {"type": "session.changed", "id": str(session.pk), "status": str(session.status), "progress": session.progress, "message": message},
