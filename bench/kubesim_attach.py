@@ -109,7 +109,9 @@ async def main() -> None:
             results["tty" if tty else "pipe"] = statistics.median(speeds)
     base_pipe = statistics.median(baseline_pipe(size) for _ in range(args.runs))
     base_pty = statistics.median(baseline_pty(size) for _ in range(args.runs))
-    print(f"payload: {args.mb} MB, median of {args.runs} runs, {os.cpu_count()} CPUs")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    # The PTY path is bound by the kernel (4 KiB line-discipline buffer): other load on the box shows up here.
+    print(f"payload: {args.mb} MB, median of {args.runs} runs, {os.cpu_count()} CPUs, load average {load}")
     print(f"baseline local pipe read: {base_pipe:.1f} MB/s")
     print(f"baseline local pty read: {base_pty:.1f} MB/s")
     print(
