@@ -101,6 +101,17 @@ class Cluster:
         node.setdefault("apiVersion", "v1")
         node.setdefault("kind", "Node")
         status = node.setdefault("status", {})
+        # Every NodeSystemInfo field is required by the (pydantic) Python client models.
+        name = node["metadata"]["name"]
+        info = status.setdefault("nodeInfo", {})
+        for key, value in {
+            "machineID": f"kubesim-{name}", "systemUUID": f"kubesim-{name}", "bootID": f"kubesim-boot-{name}",
+            "kernelVersion": "6.1.0-kubesim", "osImage": "Debian GNU/Linux", "containerRuntimeVersion": "kubesim://0.1",
+            "kubeletVersion": "v1.37.1", "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64",
+        }.items():
+            info.setdefault(key, value)
+        status.setdefault("capacity", {"cpu": "4", "memory": "8Gi", "pods": "110"})
+        status.setdefault("allocatable", dict(status["capacity"]))
         now = now_rfc3339()
         if not status.get("conditions"):
             status["conditions"] = [
