@@ -14,6 +14,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from portal.kube.attach import AttachError, ChannelStream, open_attach
@@ -66,7 +67,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.origin = AuditOrigin.from_scope(self.scope)
         self.group = session_group(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await database_sync_to_async(services.session_connected)(session_id=self.session_id, user=self.user, origin=self.origin)
+        try:
+            await database_sync_to_async(services.session_connected)(session_id=self.session_id, user=self.user, origin=self.origin)
+        except PermissionDenied:  # the session ended between the check and now
+            await self._finish(protocol.CLOSE_GONE, "denied", "This terminal is no longer available.")
+            return
         self.audited = True
 
         tail = self.terminal.tail.snapshot()
@@ -159,16 +164,23 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 self.early_input.clear()
             self.pump = Pump(self.stream, self._send_frame, self.terminal.record_output, unacked=initial_unacked)
             await self.pump.run()
+            status = (self.pump.upstream_status or {}).get("message")
+            problem = f"The cluster closed the terminal stream{': ' + status if status else ''}."
         except AttachError as exc:
-            await self._finish(protocol.CLOSE_UPSTREAM, "error", exc.message, reconnect=True)
-            return
+            problem = exc.message
         except (ConnectionError, OSError) as exc:
-            await self._finish(protocol.CLOSE_UPSTREAM, "error", f"The cluster stream broke ({type(exc).__name__}).", reconnect=True)
-            return
-        status = (self.pump.upstream_status or {}).get("message") if self.pump else None
-        await self._finish(
-            protocol.CLOSE_UPSTREAM, "error", f"The cluster closed the terminal stream{': ' + status if status else ''}.", reconnect=True
-        )
+            problem = f"The cluster stream broke ({type(exc).__name__})."
+        await self._upstream_gone(problem)
+
+    async def _upstream_gone(self, problem: str) -> None:
+        """The attach stream ended: because the session ended (say so), or a fault (reconnect)."""
+        if self.closing or self.expiring:
+            return  # whoever is ending the session closes the socket with the right message
+        access = await database_sync_to_async(terminal_access)(user=self.user, session_id=self.session_id)
+        if not access.allowed:
+            await self._finish(access.close_code, "ended", access.message)
+        else:
+            await self._finish(protocol.CLOSE_UPSTREAM, "error", problem, reconnect=True)
 
     async def _send_frame(self, frame: bytes) -> None:
         if not self.closing:
