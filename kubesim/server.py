@@ -40,6 +40,7 @@ class KubeSim:
         plain_http: bool = False,
         runtime_factory: RuntimeFactory | None = None,
         pull_delay: float = 0.0,
+        history: int = 1000,
     ) -> None:
         if host != LOOPBACK:
             # A debugging cluster that runs arbitrary local processes must never be reachable from outside.
@@ -51,7 +52,7 @@ class KubeSim:
         self.state = state or default_state()
         self.plain_http = plain_http
         self.token = secrets.token_urlsafe(32)
-        self.store = Store()
+        self.store = Store(history)
         self.cluster = Cluster(self.store, runtime_factory, pull_delay)
         self.handlers = Handlers(self.cluster)
         self.faults = Faults()
