@@ -39,7 +39,9 @@ from sessions.models import DebugSession
 logger = logging.getLogger(__name__)
 
 # Waiting reasons the kubelet won't get past on its own: fail now instead of at the timeout.
-_PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+# ErrImagePull is not one: the kubelet retries once before backing off, and a registry hiccup
+# shouldn't cost the engineer their approval.
+_PULL_FAILURES = {"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 _START_FAILURES = {"CreateContainerError", "CreateContainerConfigError", "RunContainerError"}
 
 
@@ -169,7 +171,7 @@ def session_provision(*, session_id: uuid.UUID | str) -> None:
         spec = ephemeral_container(name=name, image=req.image, target_container=req.container, profile=req.profile, session_id=str(session.pk))
         if not _set_progress(session_id, f"adding debug container {name}", container_name=name):
             return
-        client.add_ephemeral_container(session.namespace, session.pod, spec)
+        client.add_ephemeral_container(session.namespace, session.pod, spec, pod.ephemeral_container_names)
         _set_progress(session_id, "waiting for the debug container to start")
         timeout = settings.EPHEMERA_PROVISION_TIMEOUT_SECONDS
         for state in client.watch_ephemeral_container(session.namespace, session.pod, name, timeout=timeout):

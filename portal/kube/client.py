@@ -45,6 +45,7 @@ class PodInfo:
     phase: str
     containers: list[ContainerInfo]
     all_container_names: list[str] = field(default_factory=list)  # incl. init and ephemeral
+    ephemeral_container_names: list[str] = field(default_factory=list)
 
     @property
     def container_names(self) -> list[str]:
@@ -88,7 +89,11 @@ def pod_info(raw: dict[str, Any]) -> PodInfo:
     ready = {s.get("name"): bool(s.get("ready")) for s in status.get("containerStatuses") or []}
     containers = [ContainerInfo(name=c.get("name", ""), image=c.get("image", ""), ready=ready.get(c.get("name"), False)) for c in spec.get("containers") or []]
     names = [c.get("name", "") for key in ("containers", "initContainers", "ephemeralContainers") for c in spec.get(key) or []]
-    return PodInfo(name=meta.get("name", ""), namespace=meta.get("namespace", ""), phase=status.get("phase", ""), containers=containers, all_container_names=names)
+    ephemeral = [c.get("name", "") for c in spec.get("ephemeralContainers") or []]
+    return PodInfo(
+        name=meta.get("name", ""), namespace=meta.get("namespace", ""), phase=status.get("phase", ""),
+        containers=containers, all_container_names=names, ephemeral_container_names=ephemeral,
+    )
 
 
 def ephemeral_state(raw_pod: dict[str, Any], container: str) -> ContainerState:
@@ -162,8 +167,12 @@ class KubeClient:
         return sorted(nodes, key=lambda n: n.name)
 
     # --- ephemeral containers ------------------------------------------------------
-    def add_ephemeral_container(self, namespace: str, pod: str, container: dict[str, Any]) -> dict[str, Any]:
-        """PATCH pods/ephemeralcontainers with only the new container, as kubectl does."""
+    def add_ephemeral_container(self, namespace: str, pod: str, container: dict[str, Any], existing_ephemeral: list[str] | None = None) -> dict[str, Any]:
+        """PATCH pods/ephemeralcontainers with only the new container, as kubectl does.
+
+        `existing_ephemeral`: the pod's ephemeral container names as read before (kubectl's
+        patch lists them in `$setElementOrder`).
+        """
         doing = f"adding debug container {container.get('name')} to pod {namespace}/{pod}"
         try:
             return self._json(
@@ -171,7 +180,7 @@ class KubeClient:
                 self.core.patch_namespaced_pod_ephemeralcontainers,
                 pod,
                 namespace,
-                ephemeral_patch(container),
+                ephemeral_patch(container, existing_ephemeral or []),
                 _content_type=STRATEGIC_MERGE,
             )
         except KubeNotFound as exc:

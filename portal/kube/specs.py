@@ -82,9 +82,19 @@ def ephemeral_container(
     return container
 
 
-def ephemeral_patch(container: dict[str, Any]) -> dict[str, Any]:
-    """The strategic-merge patch body: ephemeralContainers merge by name, so only the new one."""
-    return {"spec": {"ephemeralContainers": [container]}}
+def ephemeral_patch(container: dict[str, Any], existing_ephemeral: Iterable[str] = ()) -> dict[str, Any]:
+    """The strategic-merge patch body: ephemeralContainers merge by name, so only the new one.
+
+    kubectl computes a two-way merge patch from the pod it read; when the pod already has
+    ephemeral containers that patch also carries `$setElementOrder/ephemeralContainers`
+    (existing names, then the new one), so ours does too.
+    """
+    spec: dict[str, Any] = {}
+    existing = list(existing_ephemeral)
+    if existing:
+        spec["$setElementOrder/ephemeralContainers"] = [{"name": n} for n in [*existing, container["name"]]]
+    spec["ephemeralContainers"] = [container]
+    return {"spec": spec}
 
 
 def _copy(value: Any) -> Any:

@@ -10,9 +10,8 @@ from rest_framework.test import APIClient
 
 from approvals import services
 from approvals.models import DebugRequest
-from portal.models import AuditEvent
+from portal.models import ApiToken, AuditEvent
 from portal.tokens import create_token, revoke_token
-from portal.models import ApiToken
 from sessions.models import DebugSession
 from tests.conftest import TARGET_CONTAINER
 
