@@ -11,11 +11,16 @@ from kubesim.state import User
 
 
 class Authenticator:
-    def __init__(self, users: list[User]) -> None:
+    def __init__(self, users: list[User], anonymous: User | None = None) -> None:
         self._users = users
+        # --plain-http only: kubectl never sends a bearer token over plain HTTP, so a request
+        # without any Authorization header is served as `anonymous` (a wrong token is still a 401).
+        self._anonymous = anonymous
 
     def authenticate(self, request: web.Request) -> User:
         header = request.headers.get("Authorization", "")
+        if not header and self._anonymous is not None:
+            return self._anonymous
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise unauthorized()

@@ -56,7 +56,8 @@ class KubeSim:
         self.cluster = Cluster(self.store, runtime_factory, pull_delay)
         self.handlers = Handlers(self.cluster)
         self.faults = Faults()
-        self.auth = Authenticator([User(ADMIN_USER, self.token), *self.state.users])
+        admin_user = User(ADMIN_USER, self.token)
+        self.auth = Authenticator([admin_user, *self.state.users], anonymous=admin_user if plain_http else None)
         self.audit = AuditLog(audit_log) if audit_log else None
         self._ssl: ssl.SSLContext | None = None
         self._runner: web.AppRunner | None = None
