@@ -83,3 +83,21 @@ async def test_a_cut_stream_shows_a_message_and_allows_a_reconnect(term_kube, te
         assert b"me-4" in await again.run("echo $KEEP", "k2")
     finally:
         await again.close()
+
+
+async def test_an_unreachable_cluster_shows_a_message_and_a_later_reconnect_works(term_kube, term_session, term_users):
+    await sync_to_async(term_kube.faults.unreachable)(3)
+    term, _ = await open_term(term_session, user=term_users.alice)
+    try:
+        assert await term.until_closed(20) == protocol.CLOSE_UPSTREAM
+        err = [s for s in term.statuses if s["event"] == "error"]
+        assert err and err[-1]["reconnect"] is True and "cluster" in err[-1]["message"]
+    finally:
+        await term.close()
+    await asyncio.sleep(3.5)
+    again, _ = await open_term(term_session, user=term_users.alice)
+    try:
+        await _ready(again)
+        assert b"back-3" in await again.run("echo back-$((1+2))", "b")
+    finally:
+        await again.close()
