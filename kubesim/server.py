@@ -69,7 +69,9 @@ class KubeSim:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         # handler_cancellation: a watch whose client went away is cancelled instead of lingering.
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, handler_cancellation=True)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, handler_cancellation=True, shutdown_timeout=5.0
+        )
         await self._runner.setup()
         ca_pem: bytes | None = None
         if not self.plain_http:

@@ -69,6 +69,25 @@ def test_exec_bash_into_distroless_fails_like_containerd(kubesim_cluster: Runnin
     result = kubesim_cluster.kubectl("exec", NGINX_POD, "--", "bash")
     assert result.returncode != 0
     assert 'exec: "bash": executable file not found in $PATH' in result.stderr
+    # The same through a real terminal, as a user types it.
+    child = pexpect.spawn(KUBECTL, ["--kubeconfig", str(kubesim_cluster.kubeconfig), "exec", "-it", NGINX_POD, "--", "bash"],
+                          encoding="utf-8", timeout=20)
+    child.expect('exec: "bash": executable file not found in \\$PATH')
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus != 0
+
+
+def test_logs_follow_until_the_container_exits(kubesim_cluster: RunningCluster) -> None:
+    started = kubesim_cluster.kubectl("debug", "-c", "counter", "--image=busybox", NGINX_POD, "--", "sh", "-c",
+                                      "sleep 0.5; for i in 1 2 3; do echo line $i; sleep 0.3; done")
+    assert started.returncode == 0, started.stderr
+    wait_for(lambda: ephemeral_state(kubesim_cluster, NGINX_POD, "counter").get("running") is not None)
+    result = kubesim_cluster.kubectl("logs", "-f", "-c", "counter", NGINX_POD, timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "line 1\nline 2\nline 3\n"
+    payments = kubesim_cluster.kubectl("logs", "-n", "payments", "payments-api-5f7b9c6d4-q8wzt")
+    assert payments.stdout == "payments-api listening on :8080\n"  # the default-container annotation picks `api`
 
 
 @pytest.mark.slow
