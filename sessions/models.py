@@ -32,6 +32,10 @@ class DebugSession(models.Model):
     end_reason = models.CharField(max_length=32, blank=True)
     ended_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     failure_message = models.TextField(blank=True)
+    # Set once the reaper has seen the session's processes gone from the cluster; until then
+    # an ended or failed session is re-checked, so a crash between "ended" and "killed"
+    # can't leave a shell running.
+    cluster_clean_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

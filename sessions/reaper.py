@@ -1,0 +1,118 @@
+"""The reaper: enforces time limits and brings the cluster back in line with the database.
+
+The database is the truth about what should exist; the cluster is what does. Each pass:
+1. expires pending requests nobody decided in time;
+2. ends running sessions past their time limit (and stops their shells);
+3. fails sessions stuck in provisioning (the portal died mid-way), so their container is swept;
+4. ends running sessions whose debug container exited or whose pod vanished;
+5. stops debug processes still alive for sessions that are over (a crash between "ended"
+   and "killed"), and marks the session clean once the cluster shows nothing left.
+
+Every step goes through the services, which lock the session row and are idempotent, so two
+reapers at once (or a reaper and a portal) can't double-end or fork the audit trail.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from approvals.services import expire_pending
+from portal.audit import record_event
+from portal.kube.client import ContainerState, ephemeral_state, get_client
+from portal.kube.errors import KubeError, KubeNotFound
+from portal.kube.sessions import stop_session_processes
+from sessions.choices import EndReason, SessionStatus
+from sessions.models import DebugSession
+from sessions.services import _fail as session_fail
+from sessions.services import end_expired_sessions, session_end
+
+logger = logging.getLogger(__name__)
+
+# Slack on top of the provisioning timeout before a provisioning session counts as abandoned.
+PROVISION_GRACE = timedelta(seconds=30)
+
+
+@dataclass
+class ReapReport:
+    requests_expired: int = 0
+    sessions_expired: int = 0
+    provisioning_abandoned: int = 0
+    sessions_gone: int = 0
+    processes_stopped: int = 0
+    marked_clean: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def any(self) -> bool:
+        return any((self.requests_expired, self.sessions_expired, self.provisioning_abandoned,
+                    self.sessions_gone, self.processes_stopped, self.errors))
+
+
+def reap_once(*, now: datetime | None = None) -> ReapReport:
+    now = now or timezone.now()
+    report = ReapReport()
+    report.requests_expired = expire_pending(now=now)
+    report.sessions_expired = end_expired_sessions(now=now)
+    _fail_abandoned_provisioning(now, report)
+    _end_sessions_whose_shell_is_gone(report)
+    _sweep_finished_sessions(now, report)
+    return report
+
+
+def _container_state(session: DebugSession) -> ContainerState | None:
+    """The debug container's state, or None when the pod no longer exists."""
+    try:
+        raw = get_client().get_pod_raw(session.namespace, session.pod)
+    except KubeNotFound:
+        return None
+    return ephemeral_state(raw, session.container_name)
+
+
+def _fail_abandoned_provisioning(now: datetime, report: ReapReport) -> None:
+    cutoff = now - timedelta(seconds=settings.EPHEMERA_PROVISION_TIMEOUT_SECONDS) - PROVISION_GRACE
+    for pk in DebugSession.objects.filter(status=SessionStatus.PROVISIONING, created_at__lt=cutoff).values_list("pk", flat=True):
+        # The container (if it was added) is swept by _sweep_finished_sessions next.
+        session_fail(session_id=pk, message="provisioning was interrupted (the portal stopped before the debug container ran)")
+        report.provisioning_abandoned += 1
+
+
+def _end_sessions_whose_shell_is_gone(report: ReapReport) -> None:
+    for session in DebugSession.objects.filter(status=SessionStatus.RUNNING):
+        try:
+            state = _container_state(session)
+        except KubeError as exc:
+            report.errors.append(f"session {session.pk}: {exc.message}")
+            continue
+        if state is None:
+            session_end(session_id=session.pk, actor=None, reason=EndReason.POD_GONE)
+        elif state.state == "terminated":
+            session_end(session_id=session.pk, actor=None, reason=EndReason.CONTAINER_EXITED)
+        else:
+            continue
+        report.sessions_gone += 1
+
+
+def _sweep_finished_sessions(now: datetime, report: ReapReport) -> None:
+    finished = DebugSession.objects.filter(
+        status__in=[SessionStatus.ENDED, SessionStatus.FAILED], cluster_clean_at__isnull=True
+    ).exclude(container_name="")
+    for session in finished.select_related("request"):
+        try:
+            state = _container_state(session)
+            if state is not None and state.state in ("running", "waiting"):
+                summary = stop_session_processes(session.namespace, session.pod, session.container_name, str(session.pk))
+                report.processes_stopped += 1
+                with transaction.atomic():
+                    record_event(action="session.processes_stopped", actor=None, request=session.request, session=session,
+                                 data={"by": "reaper", "summary": summary[:500]})
+                continue  # confirm on the next pass that the container terminated
+        except KubeError as exc:
+            report.errors.append(f"session {session.pk}: {exc.message}")
+            continue
+        DebugSession.objects.filter(pk=session.pk, cluster_clean_at__isnull=True).update(cluster_clean_at=now)
+        report.marked_clean += 1
