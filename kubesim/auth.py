@@ -1,6 +1,8 @@
 """Bearer-token authentication and a tiny RBAC: enough for real 401s and 403s."""
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 
 from aiohttp import web
@@ -19,16 +21,36 @@ class Authenticator:
 
     def authenticate(self, request: web.Request) -> User:
         header = request.headers.get("Authorization", "")
-        if not header and self._anonymous is not None:
+        token = _websocket_token(request) if not header else ""
+        if not header and not token and self._anonymous is not None:
             return self._anonymous
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer":
+                raise unauthorized()
+        if not token:
             raise unauthorized()
         for user in self._users:
             # Constant-time compare: the token is the only credential.
             if hmac.compare_digest(user.token.encode(), token.strip().encode()):
                 return user
         raise unauthorized()
+
+
+WS_TOKEN_PREFIX = "base64url.bearer.authorization.k8s.io."
+
+
+def _websocket_token(request: web.Request) -> str:
+    """Browsers can't set headers on websockets; the apiserver accepts the token as a subprotocol."""
+    for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        proto = proto.strip()
+        if proto.startswith(WS_TOKEN_PREFIX):
+            encoded = proto[len(WS_TOKEN_PREFIX):]
+            try:
+                return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return ""
+    return ""
 
 
 def authorize(user: User, info: RequestInfo, method: str) -> None:
