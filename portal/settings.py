@@ -90,6 +90,8 @@ try:
 except Exception as exc:  # dj_database_url raises several types; all mean the same thing here
     raise SettingError(f"DATABASE_URL cannot be parsed: {exc}") from exc
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default must just work on a fresh checkout: SQLite won't make the folder.
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # SQLite: a busy timeout so the reaper, the portal and tests don't fail on a locked file,
     # and IMMEDIATE transactions so concurrent writers serialize instead of deadlocking.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
