@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kubesim import selectors, tables, watch
+from kubesim import protobuf, selectors, tables, watch
 from kubesim.cluster import Cluster
 from kubesim.errors import ApiError, bad_request, invalid, method_not_allowed, path_not_found, unsupported_media_type
 from kubesim.errors import forbidden as forbidden_field
@@ -28,9 +28,12 @@ async def read_json(request: web.Request) -> Any:
     if request.method == "PATCH":
         if ctype not in ACCEPTED:
             raise unsupported_media_type(ctype, ACCEPTED)
+    elif ctype == protobuf.CONTENT_TYPE and request.method == "POST" and "/pods" in request.path:
+        # kubectl's typed client creates pods (debug node/..., --copy-to) in protobuf.
+        return protobuf.decode_pod(await request.read())
     elif ctype not in ("application/json", "", "*/*"):
-        # Protobuf and CBOR bodies are not simulated; client-go falls back to JSON on 415.
-        raise unsupported_media_type(ctype, ["application/json", "application/yaml"])
+        # Other protobuf and CBOR bodies are not simulated.
+        raise unsupported_media_type(ctype, ["application/json", "application/yaml", protobuf.CONTENT_TYPE])
     raw = await request.read()
     if not raw:
         return None

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kubesim import admin, discovery, kubeconfig, routing, streams, tls
+from kubesim import admin, discovery, kubeconfig, protobuf, routing, streams, tls
 from kubesim.audit import AuditLog
 from kubesim.auth import Authenticator, authorize
 from kubesim.cluster import Cluster, RuntimeFactory
@@ -128,8 +128,11 @@ class KubeSim:
             if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.can_read_body:
                 raw = await request.read()
                 try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
+                    if request.content_type == protobuf.CONTENT_TYPE:
+                        body = protobuf.decode_pod(raw)
+                    else:
+                        body = json.loads(raw) if raw else None
+                except (ValueError, ApiError):
                     body = raw.decode("utf-8", "replace")
             user = self.auth.authenticate(request)
             username = user.name

@@ -127,9 +127,9 @@ async def serve(
                 continue
             if match(event.obj):
                 await writer.send(event.type, event.obj)
-    except (ConnectionResetError, asyncio.CancelledError):
-        store.unsubscribe(sub)
-        raise
+    except ConnectionResetError:
+        # The client hung up mid-write: a normal end for a watch.
+        return resp
     finally:
         store.unsubscribe(sub)
     try:

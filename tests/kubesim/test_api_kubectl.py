@@ -179,3 +179,21 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.slow
+def test_debug_node_creates_the_pod_from_protobuf(kubesim_cluster: RunningCluster) -> None:
+    out = kubesim_cluster.kubectl("debug", "-i", "node/debian-12", "--image=busybox", "--profile=sysadmin",
+                                  "--", "sh", "-c", "echo on-the-node")
+    assert out.returncode == 0, out.stderr
+    assert "on-the-node" in out.stdout
+    pods = json.loads(kubesim_cluster.kubectl("get", "pods", "-l", "app.kubernetes.io/managed-by=kubectl-debug",
+                                              "-o", "json").stdout)["items"]
+    assert len(pods) == 1
+    pod = pods[0]
+    assert pod["metadata"]["name"].startswith("node-debugger-debian-12-")
+    assert pod["spec"]["nodeName"] == "debian-12" and pod["spec"]["hostPID"] is True
+    assert pod["spec"]["tolerations"] == [{"operator": "Exists"}]
+    assert pod["spec"]["volumes"] == [{"name": "host-root", "hostPath": {"path": "/"}}]
+    assert pod["spec"]["containers"][0]["securityContext"] == {"privileged": True}
+    assert pod["status"]["podIP"] == pod["status"]["hostIP"]  # hostNetwork
