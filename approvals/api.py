@@ -55,7 +55,9 @@ class RequestListView(APIView):
         services.expire_pending()
         return Response(RequestSerializer(selectors.visible_requests(request.user)[:200], many=True).data)
 
-    @extend_schema(request=RequestCreateSerializer, responses={201: RequestSerializer, 400: _ERRORS}, summary="Ask for debug access")
+    @extend_schema(
+        request=RequestCreateSerializer, responses={201: RequestSerializer, 400: _ERRORS}, summary="Ask for debug access"
+    )
     def post(self, request: Request) -> Response:
         data = body(request)
         try:
@@ -73,7 +75,9 @@ class RequestListView(APIView):
             )
         except ValidationError as exc:
             return validation_response(exc)
-        return Response(RequestSerializer(selectors.get_visible_request(request.user, req.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(
+            RequestSerializer(selectors.get_visible_request(request.user, req.pk)).data, status=status.HTTP_201_CREATED
+        )
 
 
 class RequestDetailView(APIView):
@@ -83,11 +87,20 @@ class RequestDetailView(APIView):
 
 
 class RequestApproveView(APIView):
-    @extend_schema(request=CommentSerializer, responses={200: RequestSerializer, 403: None, 404: None, 409: None}, summary="Approve (one vote)")
+    @extend_schema(
+        request=CommentSerializer,
+        responses={200: RequestSerializer, 403: None, 404: None, 409: None},
+        summary="Approve (one vote)",
+    )
     def post(self, request: Request, pk: Any) -> Response:
         req = visible_or_404(request, pk)
         try:
-            services.request_approve(request_id=req.pk, approver=request.user, comment=str(body(request).get("comment") or ""), origin=AuditOrigin.from_request(request._request))
+            services.request_approve(
+                request_id=req.pk,
+                approver=request.user,
+                comment=str(body(request).get("comment") or ""),
+                origin=AuditOrigin.from_request(request._request),
+            )
         except ValidationError as exc:
             return validation_response(exc)
         except services.RequestConflict as exc:
@@ -96,11 +109,20 @@ class RequestApproveView(APIView):
 
 
 class RequestDenyView(APIView):
-    @extend_schema(request=CommentSerializer, responses={200: RequestSerializer, 400: _ERRORS, 403: None, 404: None, 409: None}, summary="Deny (a comment is required)")
+    @extend_schema(
+        request=CommentSerializer,
+        responses={200: RequestSerializer, 400: _ERRORS, 403: None, 404: None, 409: None},
+        summary="Deny (a comment is required)",
+    )
     def post(self, request: Request, pk: Any) -> Response:
         req = visible_or_404(request, pk)
         try:
-            services.request_deny(request_id=req.pk, approver=request.user, comment=str(body(request).get("comment") or ""), origin=AuditOrigin.from_request(request._request))
+            services.request_deny(
+                request_id=req.pk,
+                approver=request.user,
+                comment=str(body(request).get("comment") or ""),
+                origin=AuditOrigin.from_request(request._request),
+            )
         except ValidationError as exc:
             return validation_response(exc)
         except services.RequestConflict as exc:
@@ -109,7 +131,9 @@ class RequestDenyView(APIView):
 
 
 class RequestCancelView(APIView):
-    @extend_schema(request=None, responses={200: RequestSerializer, 403: None, 404: None, 409: None}, summary="Withdraw your pending request")
+    @extend_schema(
+        request=None, responses={200: RequestSerializer, 403: None, 404: None, 409: None}, summary="Withdraw your pending request"
+    )
     def post(self, request: Request, pk: Any) -> Response:
         req = visible_or_404(request, pk)
         try:

@@ -34,8 +34,20 @@ class SessionSerializer(serializers.ModelSerializer):
     class Meta:
         model = DebugSession
         fields = [
-            "id", "request_id", "status", "progress", "websocket_path", "namespace", "pod", "container_name",
-            "created_at", "started_at", "expires_at", "ended_at", "end_reason", "failure_message",
+            "id",
+            "request_id",
+            "status",
+            "progress",
+            "websocket_path",
+            "namespace",
+            "pod",
+            "container_name",
+            "created_at",
+            "started_at",
+            "expires_at",
+            "ended_at",
+            "end_reason",
+            "failure_message",
         ]
         read_only_fields = fields
 
@@ -57,9 +69,26 @@ class RequestSerializer(serializers.ModelSerializer):
     class Meta:
         model = DebugRequest
         fields = [
-            "id", "status", "kind", "cluster", "namespace", "pod", "container", "node", "image", "profile", "reason",
-            "duration_minutes", "requester", "created_at", "expires_at", "decided_at", "approvals_required",
-            "auto_approved", "decisions", "session",
+            "id",
+            "status",
+            "kind",
+            "cluster",
+            "namespace",
+            "pod",
+            "container",
+            "node",
+            "image",
+            "profile",
+            "reason",
+            "duration_minutes",
+            "requester",
+            "created_at",
+            "expires_at",
+            "decided_at",
+            "approvals_required",
+            "auto_approved",
+            "decisions",
+            "session",
         ]
         read_only_fields = fields
 
@@ -70,4 +99,3 @@ class RequestSerializer(serializers.ModelSerializer):
         except DebugSession.DoesNotExist:
             return None
         return SessionSerializer(session).data  # type: ignore[return-value]
-

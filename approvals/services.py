@@ -43,8 +43,14 @@ def _move(req: DebugRequest, to: str) -> None:
 
 def _target_data(req: DebugRequest) -> dict[str, Any]:
     return {
-        "kind": req.kind, "namespace": req.namespace, "pod": req.pod, "container": req.container,
-        "node": req.node, "image": req.image, "profile": req.profile, "duration_minutes": req.duration_minutes,
+        "kind": req.kind,
+        "namespace": req.namespace,
+        "pod": req.pod,
+        "container": req.container,
+        "node": req.node,
+        "image": req.image,
+        "profile": req.profile,
+        "duration_minutes": req.duration_minutes,
     }
 
 
@@ -78,10 +84,14 @@ def _create(*, requester: Any, clean: Any, origin: AuditOrigin | None) -> DebugR
         approvals_required=policy.approvals_required(),
         expires_at=now + timedelta(minutes=settings.EPHEMERA_REQUEST_TTL_MINUTES),
     )
-    record_event(action="request.created", actor=requester, request=req, origin=origin, data={**_target_data(req), "reason": req.reason})
+    record_event(
+        action="request.created", actor=requester, request=req, origin=origin, data={**_target_data(req), "reason": req.reason}
+    )
     if policy.auto_approves(namespace=req.namespace, profile=req.profile):
         req.auto_approved = True
-        _approve_now(req, actor=None, origin=origin, data=policy.describe_auto_approval(namespace=req.namespace, profile=req.profile))
+        _approve_now(
+            req, actor=None, origin=origin, data=policy.describe_auto_approval(namespace=req.namespace, profile=req.profile)
+        )
     _publish(req)
     return req
 
@@ -108,8 +118,15 @@ def request_create(
         raise PermissionDenied("Sign in to request debug access.")
     # The cluster is read before the transaction: no lock is held across network calls.
     clean = validate_request(
-        kind=kind, namespace=namespace, pod=pod, container=container, node=node,
-        image=image, profile=profile, reason=reason, duration_minutes=duration_minutes,
+        kind=kind,
+        namespace=namespace,
+        pod=pod,
+        container=container,
+        node=node,
+        image=image,
+        profile=profile,
+        reason=reason,
+        duration_minutes=duration_minutes,
     )
     return _create(requester=requester, clean=clean, origin=origin)
 
@@ -180,10 +197,15 @@ def request_approve(*, request_id: uuid.UUID | str, approver: Any, comment: str 
     with transaction.atomic():
         req = _locked(request_id)
         _check_decider(req, approver)
-        Decision.objects.create(request=req, approver=approver, verdict=Verdict.APPROVE, comment=comment, created_at=timezone.now())
+        Decision.objects.create(
+            request=req, approver=approver, verdict=Verdict.APPROVE, comment=comment, created_at=timezone.now()
+        )
         votes = req.decisions.filter(verdict=Verdict.APPROVE).count()
         record_event(
-            action="request.approval_recorded", actor=approver, request=req, origin=origin,
+            action="request.approval_recorded",
+            actor=approver,
+            request=req,
+            origin=origin,
             data={"comment": comment, "approvals": votes, "approvals_required": req.approvals_required},
         )
         if votes >= req.approvals_required:

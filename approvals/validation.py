@@ -103,7 +103,9 @@ def validate_request(
     if not image:
         add("image", "Choose a debug image.")
     elif image not in settings.EPHEMERA_DEBUG_IMAGES:
-        add("image", f"{image[:100]!r} is not an allowed debug image; choose one of: {', '.join(settings.EPHEMERA_DEBUG_IMAGES)}.")
+        add(
+            "image", f"{image[:100]!r} is not an allowed debug image; choose one of: {', '.join(settings.EPHEMERA_DEBUG_IMAGES)}."
+        )
     if profile not in Profile.values:
         add("profile", f"Choose a profile: {', '.join(Profile.values)}.")
     if not reason:
@@ -118,8 +120,15 @@ def validate_request(
     if errors:
         raise ValidationError(errors)
     return CleanRequest(
-        kind=kind, namespace=namespace, pod=pod, container=container, node=node,
-        image=image, profile=profile, reason=reason, duration_minutes=duration,
+        kind=kind,
+        namespace=namespace,
+        pod=pod,
+        container=container,
+        node=node,
+        image=image,
+        profile=profile,
+        reason=reason,
+        duration_minutes=duration,
     )
 
 

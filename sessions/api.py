@@ -32,7 +32,9 @@ class SessionDetailView(APIView):
 
 
 class SessionEndView(APIView):
-    @extend_schema(request=None, responses={200: SessionSerializer, 403: None, 404: None}, summary="End the session and stop its shell")
+    @extend_schema(
+        request=None, responses={200: SessionSerializer, 403: None, 404: None}, summary="End the session and stop its shell"
+    )
     def post(self, request: Request, pk: Any) -> Response:
         session = _visible_or_404(request, pk)
         if not permissions.can_end_session(request.user, session):

@@ -50,10 +50,18 @@ class SessionConflict(Exception):
 
 
 def _publish(session: DebugSession) -> None:
-    message = session.failure_message or (EndReason(session.end_reason).label if session.end_reason in EndReason.values else session.end_reason)  # type: ignore[attr-defined]
+    message = session.failure_message or (
+        EndReason(session.end_reason).label if session.end_reason in EndReason.values else session.end_reason
+    )  # type: ignore[attr-defined]
     publish_on_commit(
         session_group(session.pk),
-        {"type": "session.changed", "id": str(session.pk), "status": str(session.status), "progress": session.progress, "message": message},
+        {
+            "type": "session.changed",
+            "id": str(session.pk),
+            "status": str(session.status),
+            "progress": session.progress,
+            "message": message,
+        },
     )
 
 
@@ -82,7 +90,14 @@ def session_create_for_request(*, request: DebugRequest, origin: AuditOrigin | N
         container_name=random_container_name([]),
         progress="queued",
     )
-    record_event(action="session.created", actor=None, request=request, session=session, origin=origin, data={"container": session.container_name})
+    record_event(
+        action="session.created",
+        actor=None,
+        request=request,
+        session=session,
+        origin=origin,
+        data={"container": session.container_name},
+    )
     _publish(session)
     transaction.on_commit(lambda: provisioner.start(session.pk))
     return session
@@ -130,8 +145,16 @@ def _mark_running(session_id: uuid.UUID | str) -> bool:
         session.progress = "running"
         session.save(update_fields=["status", "started_at", "expires_at", "progress"])
         record_event(
-            action="session.provisioned", actor=None, request=session.request, session=session,
-            data={"namespace": session.namespace, "pod": session.pod, "container": session.container_name, "expires_at": session.expires_at.isoformat()},
+            action="session.provisioned",
+            actor=None,
+            request=session.request,
+            session=session,
+            data={
+                "namespace": session.namespace,
+                "pod": session.pod,
+                "container": session.container_name,
+                "expires_at": session.expires_at.isoformat(),
+            },
         )
         _publish(session)
         return True
@@ -168,7 +191,9 @@ def session_provision(*, session_id: uuid.UUID | str) -> None:
         name = session.container_name
         if name in pod.all_container_names:
             name = random_container_name(pod.all_container_names)
-        spec = ephemeral_container(name=name, image=req.image, target_container=req.container, profile=req.profile, session_id=str(session.pk))
+        spec = ephemeral_container(
+            name=name, image=req.image, target_container=req.container, profile=req.profile, session_id=str(session.pk)
+        )
         if not _set_progress(session_id, f"adding debug container {name}", container_name=name):
             return
         client.add_ephemeral_container(session.namespace, session.pod, spec, pod.ephemeral_container_names)
@@ -207,10 +232,14 @@ def session_connected(*, session_id: uuid.UUID | str, user: Any, origin: AuditOr
         return session
 
 
-def session_disconnected(*, session_id: uuid.UUID | str, user: Any, origin: AuditOrigin | None, data: dict[str, Any] | None = None) -> None:
+def session_disconnected(
+    *, session_id: uuid.UUID | str, user: Any, origin: AuditOrigin | None, data: dict[str, Any] | None = None
+) -> None:
     with transaction.atomic():
         session = _locked(session_id)
-        record_event(action="session.disconnected", actor=user, request=session.request, session=session, origin=origin, data=data)
+        record_event(
+            action="session.disconnected", actor=user, request=session.request, session=session, origin=origin, data=data
+        )
 
 
 def session_end(
@@ -242,7 +271,11 @@ def session_end(
         session.progress = "ended"
         session.save(update_fields=["status", "ended_at", "end_reason", "ended_by", "progress"])
         record_event(
-            action="session.ended", actor=actor, request=session.request, session=session, origin=origin,
+            action="session.ended",
+            actor=actor,
+            request=session.request,
+            session=session,
+            origin=origin,
             data={"reason": str(reason), "comment": (comment or "")[:2000]},
         )
         _publish(session)
@@ -258,7 +291,9 @@ def _stop_in_cluster(session_id: uuid.UUID | str) -> None:
         logger.info("session %s stopped in the cluster: %s", session.pk, summary)
     except KubeError as exc:
         with transaction.atomic():
-            record_event(action="session.stop_failed", actor=None, request=session.request, session=session, data={"message": exc.message})
+            record_event(
+                action="session.stop_failed", actor=None, request=session.request, session=session, data={"message": exc.message}
+            )
         logger.warning("session %s: stopping its processes failed: %s", session.pk, exc.message)
 
 

@@ -148,9 +148,17 @@ def make_request(db: Any) -> Callable[..., Any]:
     def make(requester: User, **overrides: Any) -> DebugRequest:
         now = timezone.now()
         fields: dict[str, Any] = {
-            "requester": requester, "created_at": now, "namespace": "default", "pod": "distroless-nginx-x",
-            "container": TARGET_CONTAINER, "image": "busybox", "profile": "general", "reason": "debugging a 502",
-            "duration_minutes": 15, "approvals_required": 1, "expires_at": now + timedelta(minutes=60),
+            "requester": requester,
+            "created_at": now,
+            "namespace": "default",
+            "pod": "distroless-nginx-x",
+            "container": TARGET_CONTAINER,
+            "image": "busybox",
+            "profile": "general",
+            "reason": "debugging a 502",
+            "duration_minutes": 15,
+            "approvals_required": 1,
+            "expires_at": now + timedelta(minutes=60),
         }
         fields.update(overrides)
         return DebugRequest.objects.create(**fields)

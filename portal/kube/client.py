@@ -87,12 +87,19 @@ def pod_info(raw: dict[str, Any]) -> PodInfo:
     spec = raw.get("spec") or {}
     status = raw.get("status") or {}
     ready = {s.get("name"): bool(s.get("ready")) for s in status.get("containerStatuses") or []}
-    containers = [ContainerInfo(name=c.get("name", ""), image=c.get("image", ""), ready=ready.get(c.get("name"), False)) for c in spec.get("containers") or []]
+    containers = [
+        ContainerInfo(name=c.get("name", ""), image=c.get("image", ""), ready=ready.get(c.get("name"), False))
+        for c in spec.get("containers") or []
+    ]
     names = [c.get("name", "") for key in ("containers", "initContainers", "ephemeralContainers") for c in spec.get(key) or []]
     ephemeral = [c.get("name", "") for c in spec.get("ephemeralContainers") or []]
     return PodInfo(
-        name=meta.get("name", ""), namespace=meta.get("namespace", ""), phase=status.get("phase", ""),
-        containers=containers, all_container_names=names, ephemeral_container_names=ephemeral,
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        phase=status.get("phase", ""),
+        containers=containers,
+        all_container_names=names,
+        ephemeral_container_names=ephemeral,
     )
 
 
@@ -167,7 +174,9 @@ class KubeClient:
         return sorted(nodes, key=lambda n: n.name)
 
     # --- ephemeral containers ------------------------------------------------------
-    def add_ephemeral_container(self, namespace: str, pod: str, container: dict[str, Any], existing_ephemeral: list[str] | None = None) -> dict[str, Any]:
+    def add_ephemeral_container(
+        self, namespace: str, pod: str, container: dict[str, Any], existing_ephemeral: list[str] | None = None
+    ) -> dict[str, Any]:
         """PATCH pods/ephemeralcontainers with only the new container, as kubectl does.
 
         `existing_ephemeral`: the pod's ephemeral container names as read before (kubectl's
@@ -198,7 +207,9 @@ class KubeClient:
         resource_version = ""
         while True:
             if not resource_version:
-                listing = self._json(f"listing pod {namespace}/{pod}", self.core.list_namespaced_pod, namespace, field_selector=selector)
+                listing = self._json(
+                    f"listing pod {namespace}/{pod}", self.core.list_namespaced_pod, namespace, field_selector=selector
+                )
                 items = listing.get("items") or []
                 if not items:
                     raise KubeNotFound(f"pod {namespace}/{pod} no longer exists", status=404)
@@ -211,7 +222,9 @@ class KubeClient:
                     return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise KubeTimeout(f"the debug container did not start within {int(timeout)} seconds (last state: {(last or ContainerState('unknown')).describe()})")
+                raise KubeTimeout(
+                    f"the debug container did not start within {int(timeout)} seconds (last state: {(last or ContainerState('unknown')).describe()})"
+                )
             try:
                 resp = self.core.list_namespaced_pod(
                     namespace,
@@ -260,7 +273,9 @@ class KubeClient:
     def ephemeral_container_state(self, namespace: str, pod: str, container: str) -> ContainerState:
         return ephemeral_state(self.get_pod_raw(namespace, pod), container)
 
-    def exec_command(self, namespace: str, pod: str, container: str, command: list[str], *, timeout: float = 30) -> tuple[int, str]:
+    def exec_command(
+        self, namespace: str, pod: str, container: str, command: list[str], *, timeout: float = 30
+    ) -> tuple[int, str]:
         """Run `command` in the container (no stdin, no tty); return (exit code, stdout+stderr).
 
         The exit code comes from the status channel; -1 means the stream ended without one.

@@ -49,8 +49,12 @@ def stop_session_processes(namespace: str, pod: str, container: str, session_id:
         return "pod gone"
     if state.state != "running":
         return f"debug container {state.state}"
-    code, output = client.exec_command(namespace, pod, container, ["/bin/sh", "-c", STOP_SCRIPT, "ephemera_stop", str(session_id)])
+    code, output = client.exec_command(
+        namespace, pod, container, ["/bin/sh", "-c", STOP_SCRIPT, "ephemera_stop", str(session_id)]
+    )
     marker = next((line for line in output.splitlines() if line.startswith(MARKER)), None)
     if code == 0 or (code == -1 and marker is not None):
         return marker or "stopped"
-    raise StopFailed(f"stopping the debug processes in {namespace}/{pod}:{container} failed (exit {code}): {output.strip()[:300]}")
+    raise StopFailed(
+        f"stopping the debug processes in {namespace}/{pod}:{container} failed (exit {code}): {output.strip()[:300]}"
+    )

@@ -147,8 +147,15 @@ def test_unknown_ids_are_404(client_as: Any) -> None:
 def test_create_returns_201_with_the_request(client_as: Any, nginx_pod: str) -> None:
     resp = client_as("alice").post(
         "/api/v1/requests",
-        {"namespace": "default", "pod": nginx_pod, "container": TARGET_CONTAINER, "image": "busybox",
-         "profile": "general", "reason": "checkout 502s", "duration_minutes": 15},
+        {
+            "namespace": "default",
+            "pod": nginx_pod,
+            "container": TARGET_CONTAINER,
+            "image": "busybox",
+            "profile": "general",
+            "reason": "checkout 502s",
+            "duration_minutes": 15,
+        },
         format="json",
     )
     assert resp.status_code == 201, resp.content
@@ -160,7 +167,15 @@ def test_create_returns_201_with_the_request(client_as: Any, nginx_pod: str) -> 
 def test_create_with_bad_fields_returns_400_per_field_and_writes_nothing(client_as: Any, kube: Any) -> None:
     resp = client_as("alice").post(
         "/api/v1/requests",
-        {"namespace": "default", "pod": "ghost", "container": TARGET_CONTAINER, "image": "nginx:latest", "profile": "general", "reason": "", "duration_minutes": 15},
+        {
+            "namespace": "default",
+            "pod": "ghost",
+            "container": TARGET_CONTAINER,
+            "image": "nginx:latest",
+            "profile": "general",
+            "reason": "",
+            "duration_minutes": 15,
+        },
         format="json",
     )
     assert resp.status_code == 400

@@ -24,8 +24,15 @@ ORIGIN = AuditOrigin(ip="203.0.113.7", user_agent="pytest")
 
 def create(alice: Any, pod_name: str, **overrides: Any) -> DebugRequest:
     args: dict[str, Any] = {
-        "requester": alice, "namespace": "default", "pod": pod_name, "container": TARGET_CONTAINER, "image": "busybox",
-        "profile": "general", "reason": "502s from the checkout page", "duration_minutes": 15, "origin": ORIGIN,
+        "requester": alice,
+        "namespace": "default",
+        "pod": pod_name,
+        "container": TARGET_CONTAINER,
+        "image": "busybox",
+        "profile": "general",
+        "reason": "502s from the checkout page",
+        "duration_minutes": 15,
+        "origin": ORIGIN,
     }
     args.update(overrides)
     return services.request_create(**args)
@@ -36,6 +43,7 @@ def actions(req: DebugRequest) -> list[str]:
 
 
 # --- create + validation -----------------------------------------------------------------
+
 
 def test_it_creates_a_pending_request_with_its_audit_event(alice: Any, nginx_pod: str) -> None:
     req = create(alice, nginx_pod)
@@ -65,7 +73,9 @@ def test_it_creates_a_pending_request_with_its_audit_event(alice: Any, nginx_pod
         ({"kind": "node", "node": "debian-11"}, "kind", "not available"),
     ],
 )
-def test_it_rejects_bad_input_and_writes_nothing(alice: Any, nginx_pod: str, overrides: dict[str, Any], field: str, fragment: str) -> None:
+def test_it_rejects_bad_input_and_writes_nothing(
+    alice: Any, nginx_pod: str, overrides: dict[str, Any], field: str, fragment: str
+) -> None:
     with pytest.raises(ValidationError) as info:
         create(alice, nginx_pod, **overrides)
     assert fragment in " ".join(info.value.message_dict[field])
@@ -75,7 +85,17 @@ def test_it_rejects_bad_input_and_writes_nothing(alice: Any, nginx_pod: str, ove
 
 def test_it_reports_every_bad_field_at_once(alice: Any, kube: Any) -> None:
     with pytest.raises(ValidationError) as info:
-        services.request_create(requester=alice, namespace="", pod="", container="", image="", profile="", reason="", duration_minutes=None, origin=None)
+        services.request_create(
+            requester=alice,
+            namespace="",
+            pod="",
+            container="",
+            image="",
+            profile="",
+            reason="",
+            duration_minutes=None,
+            origin=None,
+        )
     assert set(info.value.message_dict) == {"namespace", "pod", "container", "image", "profile", "reason", "duration_minutes"}
 
 
@@ -89,8 +109,14 @@ def test_an_unreachable_cluster_is_a_clear_error_not_a_crash(alice: Any, nginx_p
 
 # --- state machine -----------------------------------------------------------------------
 
+
 def test_the_state_machine_only_leaves_pending() -> None:
-    assert REQUEST_MOVES[RequestStatus.PENDING] == {RequestStatus.APPROVED, RequestStatus.DENIED, RequestStatus.EXPIRED, RequestStatus.CANCELLED}
+    assert REQUEST_MOVES[RequestStatus.PENDING] == {
+        RequestStatus.APPROVED,
+        RequestStatus.DENIED,
+        RequestStatus.EXPIRED,
+        RequestStatus.CANCELLED,
+    }
     for final in (RequestStatus.APPROVED, RequestStatus.DENIED, RequestStatus.EXPIRED, RequestStatus.CANCELLED):
         assert REQUEST_MOVES[final] == frozenset()
 
@@ -162,6 +188,7 @@ def test_only_the_requester_cancels(alice: Any, bob: Any, eve: Any, make_request
 
 # --- policy ------------------------------------------------------------------------------
 
+
 def test_two_approvals_when_policy_requires_two(alice: Any, bob: Any, carol: Any, make_request: Any) -> None:
     req = make_request(alice, approvals_required=2)
     services.request_approve(request_id=req.pk, approver=bob, origin=ORIGIN)
@@ -195,6 +222,7 @@ def test_auto_approve_for_listed_namespace_and_profile(alice: Any, nginx_pod: st
 
 # --- expiry ------------------------------------------------------------------------------
 
+
 def test_expire_pending_expires_only_overdue_requests(alice: Any, make_request: Any) -> None:
     overdue = make_request(alice, expires_at=timezone.now() - timedelta(seconds=1))
     fresh = make_request(alice)
@@ -218,7 +246,10 @@ def test_an_expired_request_cannot_be_approved(alice: Any, bob: Any, make_reques
 
 # --- live events -------------------------------------------------------------------------
 
-def test_changes_are_published_after_commit(alice: Any, bob: Any, make_request: Any, django_capture_on_commit_callbacks: Any) -> None:
+
+def test_changes_are_published_after_commit(
+    alice: Any, bob: Any, make_request: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)("approvals", channel)

@@ -63,10 +63,12 @@ def test_two_approvers_at_once_approve_exactly_once(attempt: int, make_request: 
     bob, carol = _approver("bob", settings), _approver("carol", settings)
     req = make_request(alice)
     origin = AuditOrigin(ip="127.0.0.1", user_agent="race")
-    results = _race([
-        lambda: services.request_approve(request_id=req.pk, approver=bob, origin=origin),
-        lambda: services.request_approve(request_id=req.pk, approver=carol, origin=origin),
-    ])
+    results = _race(
+        [
+            lambda: services.request_approve(request_id=req.pk, approver=bob, origin=origin),
+            lambda: services.request_approve(request_id=req.pk, approver=carol, origin=origin),
+        ]
+    )
     winners = [r for r in results if not isinstance(r, Exception)]
     losers = [r for r in results if isinstance(r, Exception)]
     assert len(winners) == 1, results
@@ -84,10 +86,12 @@ def test_approve_and_deny_at_once_decide_exactly_once(make_request: Any, setting
     alice = User.objects.create_user(username="alice")
     bob, carol = _approver("bob", settings), _approver("carol", settings)
     req = make_request(alice)
-    results = _race([
-        lambda: services.request_approve(request_id=req.pk, approver=bob, origin=None),
-        lambda: services.request_deny(request_id=req.pk, approver=carol, comment="no", origin=None),
-    ])
+    results = _race(
+        [
+            lambda: services.request_approve(request_id=req.pk, approver=bob, origin=None),
+            lambda: services.request_deny(request_id=req.pk, approver=carol, comment="no", origin=None),
+        ]
+    )
     assert sum(isinstance(r, services.RequestConflict) for r in results) == 1, results
     req.refresh_from_db()
     assert req.status in (RequestStatus.APPROVED, RequestStatus.DENIED)

@@ -29,7 +29,9 @@ def test_each_event_links_to_the_previous_one(db: Any, alice: Any) -> None:
     assert verify_chain() == 3
 
 
-@pytest.mark.parametrize("field,value", [("action", "request.approved"), ("actor_name", "mallory"), ("data", {"i": 99}), ("source_ip", "1.2.3.4")])
+@pytest.mark.parametrize(
+    "field,value", [("action", "request.approved"), ("actor_name", "mallory"), ("data", {"i": 99}), ("source_ip", "1.2.3.4")]
+)
 def test_changing_any_field_breaks_the_chain(db: Any, field: str, value: Any) -> None:
     events = _write(3)
     AuditEvent.objects.filter(pk=events[1].pk).update(**{field: value})

@@ -26,7 +26,11 @@ def test_a_missing_pod_is_kube_not_found(kube: Any) -> None:
 
 
 def test_403_names_the_missing_permission(kube: Any) -> None:
-    kube.faults.add(403, path="^/api/v1/nodes$", message='nodes is forbidden: User "system:serviceaccount:ephemera:portal" cannot list resource "nodes" in API group "" at the cluster scope')
+    kube.faults.add(
+        403,
+        path="^/api/v1/nodes$",
+        message='nodes is forbidden: User "system:serviceaccount:ephemera:portal" cannot list resource "nodes" in API group "" at the cluster scope',
+    )
     with pytest.raises(KubeForbidden) as info:
         get_client().list_nodes()
     assert 'cannot list resource "nodes"' in info.value.message
@@ -40,7 +44,13 @@ def test_5xx_is_unavailable(kube: Any) -> None:
 
 def test_an_invalid_container_is_kube_invalid(kube: Any, nginx_pod: str) -> None:
     # A port on an ephemeral container is forbidden: the apiserver answers 422.
-    bad = {"name": "debugger-xxxxx", "image": "busybox", "ports": [{"containerPort": 80}], "stdin": True, "targetContainerName": "distroless-nginx-ctr"}
+    bad = {
+        "name": "debugger-xxxxx",
+        "image": "busybox",
+        "ports": [{"containerPort": 80}],
+        "stdin": True,
+        "targetContainerName": "distroless-nginx-ctr",
+    }
     with pytest.raises(KubeInvalid):
         get_client().add_ephemeral_container("default", nginx_pod, bad)
 

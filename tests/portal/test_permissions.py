@@ -25,8 +25,14 @@ def running(req: Any) -> DebugSession:
     req.status = "approved"
     req.save()
     return DebugSession.objects.create(
-        request=req, status="running", created_at=now, namespace="default", pod="p", container_name="debugger-bbbbb",
-        started_at=now, expires_at=now + timedelta(minutes=5),
+        request=req,
+        status="running",
+        created_at=now,
+        namespace="default",
+        pod="p",
+        container_name="debugger-bbbbb",
+        started_at=now,
+        expires_at=now + timedelta(minutes=5),
     )
 
 
@@ -48,7 +54,9 @@ def test_can_view_request(who: str, expected: bool, people: Any, req: Any) -> No
     assert not permissions.can_view_request(AnonymousUser(), req)
 
 
-@pytest.mark.parametrize("who,expected", [("alice", False), ("bob", True), ("carol", True), ("dave", False), ("admin", False), ("eve", False)])
+@pytest.mark.parametrize(
+    "who,expected", [("alice", False), ("bob", True), ("carol", True), ("dave", False), ("admin", False), ("eve", False)]
+)
 def test_can_decide(who: str, expected: bool, people: Any, req: Any) -> None:
     assert permissions.can_decide(getattr(people, who), req) is expected
 

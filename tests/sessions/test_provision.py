@@ -28,10 +28,19 @@ FORBIDDEN = (
 )
 
 
-def approved_session(alice: Any, bob: Any, pod: str, *, profile: str = "general", image: str = "busybox", duration: int = 15) -> DebugSession:
+def approved_session(
+    alice: Any, bob: Any, pod: str, *, profile: str = "general", image: str = "busybox", duration: int = 15
+) -> DebugSession:
     req = request_services.request_create(
-        requester=alice, namespace="default", pod=pod, container=TARGET_CONTAINER, image=image,
-        profile=profile, reason="checkout 502s", duration_minutes=duration, origin=None,
+        requester=alice,
+        namespace="default",
+        pod=pod,
+        container=TARGET_CONTAINER,
+        image=image,
+        profile=profile,
+        reason="checkout 502s",
+        duration_minutes=duration,
+        origin=None,
     )
     request_services.request_approve(request_id=req.pk, approver=bob, origin=None)
     return DebugSession.objects.get(request=req)
@@ -64,6 +73,7 @@ def pod_name(prefix: str = "distroless-nginx-") -> str:
 
 
 # --- the PATCH body, compared with the real kubectl ---------------------------------------
+
 
 def _patches(log: Path) -> list[dict[str, Any]]:
     """PATCH bodies of pods/ephemeralcontainers from the apiserver audit log, in order."""
@@ -98,8 +108,19 @@ def test_the_patches_equal_the_ones_kubectl_sends(profile: str, settings: Any, a
         pod = json.loads(theirs.kubectl("get", "pods", "-n", "default", "-o", "json").stdout)["items"][0]["metadata"]["name"]
         for session in sessions:
             result = theirs.kubectl(
-                "debug", pod, "-n", "default", "-i", "-t", "--attach=false", "-c", session.container_name, "--image=busybox",
-                f"--target={TARGET_CONTAINER}", f"--profile={profile}", f"--env=EPHEMERA_SESSION={session.pk}",
+                "debug",
+                pod,
+                "-n",
+                "default",
+                "-i",
+                "-t",
+                "--attach=false",
+                "-c",
+                session.container_name,
+                "--image=busybox",
+                f"--target={TARGET_CONTAINER}",
+                f"--profile={profile}",
+                f"--env=EPHEMERA_SESSION={session.pk}",
             )
             assert result.returncode == 0, result.stderr
     ours_patches, theirs_patches = _patches(ours_log), _patches(theirs_log)
@@ -114,7 +135,12 @@ WIRE_DOC_SECURITY = {
     "legacy": None,
     "general": {"capabilities": {"add": ["SYS_PTRACE"]}},
     "baseline": None,
-    "restricted": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+    "restricted": {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    },
     "netadmin": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
     "sysadmin": {"privileged": True},
 }
@@ -128,20 +154,23 @@ def test_the_patch_equals_the_wire_docs_captured_body(profile: str) -> None:
     )
     if WIRE_DOC_SECURITY[profile] is not None:
         expected["spec"]["ephemeralContainers"][0]["securityContext"] = WIRE_DOC_SECURITY[profile]
-    body = specs.ephemeral_patch(specs.ephemeral_container(name="dbg", image="busybox", target_container="app", profile=profile, tty=False))
+    body = specs.ephemeral_patch(
+        specs.ephemeral_container(name="dbg", image="busybox", target_container="app", profile=profile, tty=False)
+    )
     assert body == expected
 
 
 def test_container_names_are_drawn_like_kubectl() -> None:
     name = specs.random_container_name([])
     assert name.startswith("debugger-") and len(name) == 14
-    assert set(name[len("debugger-"):]) <= set(specs.NAME_ALPHABET)
+    assert set(name[len("debugger-") :]) <= set(specs.NAME_ALPHABET)
     # Re-drawn until unique: with all but one name taken, it must find the free one.
     everything = {f"debugger-{a}{b}{c}{d}{e}" for a in "bc" for b in "b" for c in "b" for d in "b" for e in "b"}
     assert specs.random_container_name(everything) not in everything
 
 
 # --- reaching running, and the ways it fails -----------------------------------------------
+
 
 def test_it_provisions_to_running(alice: Any, bob: Any, nginx_pod: str) -> None:
     session = provision(approved_session(alice, bob, nginx_pod, duration=20))
@@ -160,7 +189,9 @@ def test_an_image_that_cant_be_pulled_fails_clearly(alice: Any, bob: Any, nginx_
     settings.EPHEMERA_DEBUG_IMAGES = ["busybox", "busybox-does-not-exist"]
     session = provision(approved_session(alice, bob, nginx_pod, image="busybox-does-not-exist"))
     assert session.status == SessionStatus.FAILED
-    assert session.failure_message.startswith("image busybox-does-not-exist can't be pulled: ImagePullBackOff: "), session.failure_message
+    assert session.failure_message.startswith("image busybox-does-not-exist can't be pulled: ImagePullBackOff: "), (
+        session.failure_message
+    )
     assert AuditEvent.objects.get(session=session, action="session.failed").data["message"] == session.failure_message
 
 
@@ -201,12 +232,15 @@ def test_provisioning_times_out(alice: Any, bob: Any, settings: Any, tmp_path: P
             session = provision(session)
             assert time.monotonic() - started < 15
             assert session.status == SessionStatus.FAILED
-            assert session.failure_message.startswith("timed out: the debug container did not start within 2 seconds"), session.failure_message
+            assert session.failure_message.startswith("timed out: the debug container did not start within 2 seconds"), (
+                session.failure_message
+            )
         finally:
             _forget()
 
 
 # --- ending a session ---------------------------------------------------------------------
+
 
 def test_ending_a_session_kills_its_processes_and_spares_the_target(alice: Any, bob: Any, nginx_pod: str) -> None:
     session = provision(approved_session(alice, bob, nginx_pod))
@@ -216,7 +250,9 @@ def test_ending_a_session_kills_its_processes_and_spares_the_target(alice: Any, 
         time.sleep(0.1)
     assert session_pids(session.pk), "the debug shell should carry EPHEMERA_SESSION"
     # A second process of the session, as if the engineer had started something in the shell.
-    code, _ = get_client().exec_command("default", nginx_pod, session.container_name, ["/bin/sh", "-c", "sleep 300 & echo started"])
+    code, _ = get_client().exec_command(
+        "default", nginx_pod, session.container_name, ["/bin/sh", "-c", "sleep 300 & echo started"]
+    )
     assert code == 0
     ended = services.session_end(session_id=session.pk, actor=alice, reason=EndReason.USER)
     assert ended.status == SessionStatus.ENDED and ended.end_reason == "user" and ended.ended_by == alice

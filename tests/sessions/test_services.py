@@ -55,7 +55,9 @@ def _running(people: Any, make_request: Any) -> DebugSession:
     req = make_request(people.alice)
     request_services.request_approve(request_id=req.pk, approver=people.bob, origin=None)
     now = timezone.now()
-    DebugSession.objects.filter(request=req).update(status=SessionStatus.RUNNING, started_at=now, expires_at=now + timedelta(minutes=5))
+    DebugSession.objects.filter(request=req).update(
+        status=SessionStatus.RUNNING, started_at=now, expires_at=now + timedelta(minutes=5)
+    )
     return DebugSession.objects.get(request=req)
 
 
@@ -71,11 +73,20 @@ def test_connect_is_audited_and_only_for_the_requester(people: Any, make_request
     assert events[-2:] == [("session.connected", "alice", "192.0.2.9"), ("session.disconnected", "alice", "192.0.2.9")]
 
 
-def test_progress_and_outcome_are_published_to_the_session_group(people: Any, nginx_pod: str, django_capture_on_commit_callbacks: Any, monkeypatch: Any) -> None:
+def test_progress_and_outcome_are_published_to_the_session_group(
+    people: Any, nginx_pod: str, django_capture_on_commit_callbacks: Any, monkeypatch: Any
+) -> None:
     monkeypatch.setattr("sessions.provisioner.start", lambda session_id: None)
     req = request_services.request_create(
-        requester=people.alice, namespace="default", pod=nginx_pod, container=TARGET_CONTAINER, image="busybox",
-        profile="general", reason="r", duration_minutes=5, origin=None,
+        requester=people.alice,
+        namespace="default",
+        pod=nginx_pod,
+        container=TARGET_CONTAINER,
+        image="busybox",
+        profile="general",
+        reason="r",
+        duration_minutes=5,
+        origin=None,
     )
     request_services.request_approve(request_id=req.pk, approver=people.bob, origin=None)
     session = DebugSession.objects.get(request=req)
@@ -115,7 +126,15 @@ def test_approving_over_the_api_provisions_in_the_background(kube: Any, api_clie
     pod = next(p.name for p in get_client().list_pods("default") if p.name.startswith("distroless-nginx-"))
     created = api_client_for(alice).post(
         "/api/v1/requests",
-        {"namespace": "default", "pod": pod, "container": TARGET_CONTAINER, "image": "busybox", "profile": "general", "reason": "r", "duration_minutes": 5},
+        {
+            "namespace": "default",
+            "pod": pod,
+            "container": TARGET_CONTAINER,
+            "image": "busybox",
+            "profile": "general",
+            "reason": "r",
+            "duration_minutes": 5,
+        },
         format="json",
     )
     assert created.status_code == 201, created.content
@@ -133,5 +152,30 @@ def test_approving_over_the_api_provisions_in_the_background(kube: Any, api_clie
     ended = api_client_for(alice).post(f"/api/v1/sessions/{session_id}/end")
     assert ended.status_code == 200 and ended.json()["status"] == "ended"
     actions = list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
-    assert actions == ["request.created", "request.approval_recorded", "request.approved", "session.created", "session.provisioned", "session.ended"]
+    assert actions == [
+        "request.created",
+        "request.approval_recorded",
+        "request.approved",
+        "session.created",
+        "session.provisioned",
+        "session.ended",
+    ]
     verify_chain()
+
+
+def test_ending_publishes_the_reason(people: Any, make_request: Any, django_capture_on_commit_callbacks: Any) -> None:
+    req = make_request(people.alice)
+    request_services.request_approve(request_id=req.pk, approver=people.bob, origin=None)
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(session_group(req.session.pk), channel)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.session_end(session_id=req.session.pk, actor=people.bob, reason=EndReason.REVOKED)
+    message = async_to_sync(_receive_now)(layer, channel)
+    assert message == {
+        "type": "session.changed",
+        "id": str(req.session.pk),
+        "status": "ended",
+        "progress": "ended",
+        "message": "Revoked by an approver",
+    }
