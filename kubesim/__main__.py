@@ -1,4 +1,5 @@
 """`python -m kubesim serve --kubeconfig PATH [--port N] [--state FILE] [--audit-log FILE]`."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Test-only endpoints under /_kubesim/ (authenticated, absent from discovery)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-async def handle(request: web.Request, sim: "KubeSim") -> web.StreamResponse:
-    action = request.path[len("/_kubesim/"):].strip("/")
+async def handle(request: web.Request, sim: KubeSim) -> web.StreamResponse:
+    action = request.path[len("/_kubesim/") :].strip("/")
     method = request.method
     if action == "healthz":
         return web.Response(text="ok")

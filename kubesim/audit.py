@@ -1,9 +1,10 @@
 """An audit log in kube-apiserver's format (audit.k8s.io/v1 Event, one JSON object per line)."""
+
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -56,7 +57,7 @@ class AuditLog:
         if body is not None:
             event["requestObject"] = body
         event["requestReceivedTimestamp"] = _micro(received)
-        event["stageTimestamp"] = _micro(datetime.now(timezone.utc))
+        event["stageTimestamp"] = _micro(datetime.now(UTC))
         self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
 
     def close(self) -> None:

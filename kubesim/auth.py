@@ -1,4 +1,5 @@
 """Bearer-token authentication and a tiny RBAC: enough for real 401s and 403s."""
+
 from __future__ import annotations
 
 import base64
@@ -37,7 +38,7 @@ class Authenticator:
         raise unauthorized()
 
 
-WS_TOKEN_PREFIX = "base64url.bearer.authorization.k8s.io."
+WS_TOKEN_PREFIX = "base64url.bearer.authorization.k8s.io."  # noqa: S105 - a prefix, not a secret
 
 
 def _websocket_token(request: web.Request) -> str:
@@ -45,7 +46,7 @@ def _websocket_token(request: web.Request) -> str:
     for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
         proto = proto.strip()
         if proto.startswith(WS_TOKEN_PREFIX):
-            encoded = proto[len(WS_TOKEN_PREFIX):]
+            encoded = proto[len(WS_TOKEN_PREFIX) :]
             try:
                 return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
             except (binascii.Error, UnicodeDecodeError):

@@ -1,12 +1,13 @@
 """Cluster behaviour on top of the store: the scheduler/kubelet side of pods, backed by the runtime."""
+
 from __future__ import annotations
 
 import asyncio
 import copy
 import logging
 import random
-import string
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from kubesim import podstatus
 from kubesim.errors import ApiError, conflict, invalid, not_found
@@ -105,9 +106,16 @@ class Cluster:
         name = node["metadata"]["name"]
         info = status.setdefault("nodeInfo", {})
         for key, value in {
-            "machineID": f"kubesim-{name}", "systemUUID": f"kubesim-{name}", "bootID": f"kubesim-boot-{name}",
-            "kernelVersion": "6.1.0-kubesim", "osImage": "Debian GNU/Linux", "containerRuntimeVersion": "kubesim://0.1",
-            "kubeletVersion": "v1.37.1", "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64",
+            "machineID": f"kubesim-{name}",
+            "systemUUID": f"kubesim-{name}",
+            "bootID": f"kubesim-boot-{name}",
+            "kernelVersion": "6.1.0-kubesim",
+            "osImage": "Debian GNU/Linux",
+            "containerRuntimeVersion": "kubesim://0.1",
+            "kubeletVersion": "v1.37.1",
+            "kubeProxyVersion": "",
+            "operatingSystem": "linux",
+            "architecture": "amd64",
         }.items():
             info.setdefault(key, value)
         status.setdefault("capacity", {"cpu": "4", "memory": "8Gi", "pods": "110"})
@@ -115,15 +123,29 @@ class Cluster:
         now = now_rfc3339()
         if not status.get("conditions"):
             status["conditions"] = [
-                {"type": t, "status": "False", "reason": f"KubeletHas{r}", "message": m,
-                 "lastHeartbeatTime": now, "lastTransitionTime": now}
+                {
+                    "type": t,
+                    "status": "False",
+                    "reason": f"KubeletHas{r}",
+                    "message": m,
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                }
                 for t, r, m in (
                     ("MemoryPressure", "SufficientMemory", "kubelet has sufficient memory available"),
                     ("DiskPressure", "NoDiskPressure", "kubelet has no disk pressure"),
                     ("PIDPressure", "SufficientPID", "kubelet has sufficient PID available"),
                 )
-            ] + [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                  "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}]
+            ] + [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                }
+            ]
         return node
 
     # pods ------------------------------------------------------------------
@@ -158,7 +180,9 @@ class Cluster:
         pod = copy.deepcopy(body)
         meta = pod.setdefault("metadata", {})
         if meta.get("namespace") and meta["namespace"] != namespace:
-            raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
+            raise ApiError(
+                400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request"
+            )
         meta["namespace"] = namespace
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + _suffix()
@@ -179,10 +203,18 @@ class Cluster:
     async def delete_pod(self, namespace: str, name: str, grace: int | None, preconditions: dict[str, Any]) -> dict[str, Any]:
         pod = self.store.get("pods", namespace, name)
         if preconditions.get("uid") and preconditions["uid"] != pod["metadata"]["uid"]:
-            raise conflict("pods", name, f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {pod['metadata']['uid']}")
+            raise conflict(
+                "pods",
+                name,
+                f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {pod['metadata']['uid']}",
+            )
         if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != pod["metadata"]["resourceVersion"]:
-            raise conflict("pods", name, "Precondition failed: ResourceVersion in precondition: "
-                           f"{preconditions['resourceVersion']}, ResourceVersion in object meta: {pod['metadata']['resourceVersion']}")
+            raise conflict(
+                "pods",
+                name,
+                "Precondition failed: ResourceVersion in precondition: "
+                f"{preconditions['resourceVersion']}, ResourceVersion in object meta: {pod['metadata']['resourceVersion']}",
+            )
         if grace is None:
             grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
         if grace <= 0:
@@ -220,7 +252,9 @@ class Cluster:
         old = self.store.get("pods", namespace, name)
         meta = candidate.get("metadata") or {}
         if check_rv and meta.get("resourceVersion") and meta["resourceVersion"] != old["metadata"]["resourceVersion"]:
-            raise conflict("pods", name, "the object has been modified; please apply your changes to the latest version and try again")
+            raise conflict(
+                "pods", name, "the object has been modified; please apply your changes to the latest version and try again"
+            )
         new_ecs = copy.deepcopy((candidate.get("spec") or {}).get("ephemeralContainers") or [])
         for ec in new_ecs:
             if isinstance(ec, dict):
@@ -240,6 +274,8 @@ class Cluster:
         if self.runtime is not None:
             for ec in new_ecs:
                 if ec["name"] not in old_names:
-                    self.spawn(self.runtime.start_ephemeral(copy.deepcopy(updated), copy.deepcopy(ec)),
-                               f"start ephemeral {namespace}/{name}/{ec['name']}")
+                    self.spawn(
+                        self.runtime.start_ephemeral(copy.deepcopy(updated), copy.deepcopy(ec)),
+                        f"start ephemeral {namespace}/{name}/{ec['name']}",
+                    )
         return updated

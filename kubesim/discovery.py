@@ -1,5 +1,6 @@
 """Legacy (non-aggregated) discovery documents. kubectl asks for aggregated discovery first and
 falls back to these when the reply's Content-Type is plain application/json."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,8 +34,15 @@ def api_groups() -> dict[str, Any]:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
 
 
-def _res(name: str, kind: str, namespaced: bool, verbs: list[str], short: list[str] | None = None,
-         singular: str = "", categories: list[str] | None = None) -> dict[str, Any]:
+def _res(
+    name: str,
+    kind: str,
+    namespaced: bool,
+    verbs: list[str],
+    short: list[str] | None = None,
+    singular: str = "",
+    categories: list[str] | None = None,
+) -> dict[str, Any]:
     r: dict[str, Any] = {"name": name, "singularName": singular, "namespaced": namespaced, "kind": kind, "verbs": verbs}
     if short:
         r["shortNames"] = short
@@ -51,7 +59,14 @@ def core_v1_resources() -> dict[str, Any]:
         "kind": "APIResourceList",
         "groupVersion": "v1",
         "resources": [
-            _res("namespaces", "Namespace", False, ["create", "delete", "get", "list", "patch", "update", "watch"], ["ns"], "namespace"),
+            _res(
+                "namespaces",
+                "Namespace",
+                False,
+                ["create", "delete", "get", "list", "patch", "update", "watch"],
+                ["ns"],
+                "namespace",
+            ),
             _res("nodes", "Node", False, _RW, ["no"], "node"),
             _res("pods", "Pod", True, _RW, ["po"], "pod", ["all"]),
             _res("pods/attach", "PodAttachOptions", True, ["create", "get"]),

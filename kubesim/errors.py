@@ -1,4 +1,5 @@
 """metav1.Status errors, shaped exactly like kube-apiserver's so clients print the same text."""
+
 from __future__ import annotations
 
 import json

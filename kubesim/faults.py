@@ -1,4 +1,5 @@
 """Fault injection rules set by tests through POST /_kubesim/faults."""
+
 from __future__ import annotations
 
 import asyncio
@@ -72,9 +73,13 @@ class Faults:
 
     def describe(self) -> list[dict[str, Any]]:
         return [
-            {"method": r.method, "path": r.path.pattern, "status": r.status, "message": r.message,
-             "delay": r.delay, "times": r.times}
+            {
+                "method": r.method,
+                "path": r.path.pattern,
+                "status": r.status,
+                "message": r.message,
+                "delay": r.delay,
+                "times": r.times,
+            }
             for r in self.rules
         ]
-
-

@@ -1,4 +1,5 @@
 """REST handlers for namespaces, nodes and pods (incl. pods/status and pods/ephemeralcontainers)."""
+
 from __future__ import annotations
 
 import copy
@@ -74,8 +75,9 @@ class Handlers:
     # reads -----------------------------------------------------------------
     def _render_one(self, request: web.Request, resource: str, obj: dict[str, Any]) -> web.Response:
         if tables.wants_table(request.headers.get("Accept", "")) and resource in tables.COLUMNS:
-            return json_response(tables.table(resource, [obj], obj["metadata"]["resourceVersion"],
-                                              request.query.get("includeObject", "Metadata")))
+            return json_response(
+                tables.table(resource, [obj], obj["metadata"]["resourceVersion"], request.query.get("includeObject", "Metadata"))
+            )
         return json_response(obj)
 
     def _matcher(self, request: web.Request, resource: str) -> Any:
@@ -98,8 +100,9 @@ class Handlers:
         rv = str(self.store.resource_version)
         if tables.wants_table(request.headers.get("Accept", "")) and info.resource in tables.COLUMNS:
             return json_response(tables.table(info.resource, items, rv, request.query.get("includeObject", "Metadata")))
-        return json_response({"kind": KIND[info.resource] + "List", "apiVersion": "v1",
-                              "metadata": {"resourceVersion": rv}, "items": items})
+        return json_response(
+            {"kind": KIND[info.resource] + "List", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}
+        )
 
     # writes ----------------------------------------------------------------
     async def _create(self, request: web.Request, info: RequestInfo) -> web.Response:
@@ -107,8 +110,10 @@ class Handlers:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
         if body.get("kind") and body["kind"] != KIND[info.resource]:
-            raise bad_request(f"the API version in the data (v1) does not match the expected API version (v1) "
-                              f"or kind {body['kind']} is not {KIND[info.resource]}")
+            raise bad_request(
+                f"the API version in the data (v1) does not match the expected API version (v1) "
+                f"or kind {body['kind']} is not {KIND[info.resource]}"
+            )
         dry_run = request.query.get("dryRun") == "All"
         if info.resource == "pods":
             if dry_run:
@@ -180,16 +185,22 @@ class Handlers:
                 default_container(c)
         # Pod spec is immutable except container images (the apiserver's rule, minus the rarer fields).
         if _without_images(new_spec) != _without_images(current["spec"]):
-            raise invalid("Pod", info.name, [forbidden_field(
-                "spec",
-                "pod updates may not change fields other than `spec.containers[*].image`,"
-                "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` "
-                "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds` "
-                "(allow it to be set to 1 if it was previously negative)",
-            )])
+            raise invalid(
+                "Pod",
+                info.name,
+                [
+                    forbidden_field(
+                        "spec",
+                        "pod updates may not change fields other than `spec.containers[*].image`,"
+                        "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` "
+                        "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds` "
+                        "(allow it to be set to 1 if it was previously negative)",
+                    )
+                ],
+            )
         changed = copy.deepcopy(current)
         for key in ("containers", "initContainers"):
-            for c_new, c_old in zip(new_spec.get(key) or [], changed["spec"].get(key) or []):
+            for c_new, c_old in zip(new_spec.get(key) or [], changed["spec"].get(key) or [], strict=False):
                 c_old["image"] = c_new["image"]
         meta = new.get("metadata") or {}
         for field in ("labels", "annotations"):

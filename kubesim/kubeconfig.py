@@ -1,4 +1,5 @@
 """Writes the kubeconfig that points kubectl and the Python client at kubesim."""
+
 from __future__ import annotations
 
 import base64
@@ -18,9 +19,7 @@ def render(url: str, token: str, ca_pem: bytes | None, namespace: str = "default
         "kind": "Config",
         "clusters": [{"name": "kubesim", "cluster": cluster}],
         "users": [{"name": "kubesim", "user": {"token": token}}],
-        "contexts": [
-            {"name": "kubesim", "context": {"cluster": "kubesim", "user": "kubesim", "namespace": namespace}}
-        ],
+        "contexts": [{"name": "kubesim", "context": {"cluster": "kubesim", "user": "kubesim", "namespace": namespace}}],
         "current-context": "kubesim",
         "preferences": {},
     }

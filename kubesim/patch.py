@@ -1,4 +1,5 @@
 """The three PATCH flavours the apiserver accepts for JSON bodies."""
+
 from __future__ import annotations
 
 import copy
@@ -132,7 +133,7 @@ def _walk(doc: Any, pointer: str) -> tuple[Any, str]:
         elif isinstance(parent, dict) and part in parent:
             parent = parent[part]
         else:
-            raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request")
+            raise ApiError(422, "Invalid", "the server rejected our request due to an error in our request")
     return parent, parts[-1]
 
 
@@ -172,11 +173,9 @@ def json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
                 parent, last = _walk(doc, path)
                 actual = parent[int(last)] if isinstance(parent, list) else parent.get(last)
                 if actual != op.get("value"):
-                    raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request")
+                    raise ApiError(422, "Invalid", "the server rejected our request due to an error in our request")
             else:
                 raise bad_request(f"Unexpected kind: {kind}")
         except (KeyError, IndexError, ValueError, TypeError) as e:
-            raise ApiError(
-                422, "Invalid", f"the server rejected our request due to an error in our request: {e}"
-            ) from e
+            raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {e}") from e
     return doc

@@ -1,4 +1,5 @@
 """Pod status the way the kubelet reports it: phase and conditions derived from container statuses."""
+
 from __future__ import annotations
 
 from typing import Any

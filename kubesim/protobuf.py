@@ -4,6 +4,7 @@ kubectl's typed clientset sends `application/vnd.kubernetes.protobuf`: "k8s\\0" 
 {typeMeta, raw}, raw being a v1.Pod. Field numbers are those of k8s.io/api/core/v1/generated.proto;
 fields not listed here are dropped. Replies stay JSON, which the client accepts.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -34,12 +35,30 @@ CONTAINER: Schema = {
     3: ("command", "[str]", None),
     4: ("args", "[str]", None),
     5: ("workingDir", "str", None),
-    6: ("ports", "[msg]", {1: ("name", "str", None), 2: ("hostPort", "int", None), 3: ("containerPort", "int", None),
-                           4: ("protocol", "str", None), 5: ("hostIP", "str", None)}),
+    6: (
+        "ports",
+        "[msg]",
+        {
+            1: ("name", "str", None),
+            2: ("hostPort", "int", None),
+            3: ("containerPort", "int", None),
+            4: ("protocol", "str", None),
+            5: ("hostIP", "str", None),
+        },
+    ),
     7: ("env", "[msg]", {1: ("name", "str", None), 2: ("value", "str", None)}),
     8: ("resources", "msg", {1: ("limits", "qmap", None), 2: ("requests", "qmap", None)}),
-    9: ("volumeMounts", "[msg]", {1: ("name", "str", None), 2: ("readOnly", "bool", None), 3: ("mountPath", "str", None),
-                                  4: ("subPath", "str", None), 5: ("mountPropagation", "str", None)}),
+    9: (
+        "volumeMounts",
+        "[msg]",
+        {
+            1: ("name", "str", None),
+            2: ("readOnly", "bool", None),
+            3: ("mountPath", "str", None),
+            4: ("subPath", "str", None),
+            5: ("mountPropagation", "str", None),
+        },
+    ),
     13: ("terminationMessagePath", "str", None),
     14: ("imagePullPolicy", "str", None),
     15: ("securityContext", "msg", SEC_CTX),
@@ -50,10 +69,14 @@ CONTAINER: Schema = {
 }
 VOLUME: Schema = {
     1: ("name", "str", None),
-    2: ("volumeSource", "inline", {
-        1: ("hostPath", "msg", {1: ("path", "str", None), 2: ("type", "str", None)}),
-        2: ("emptyDir", "msg", {1: ("medium", "str", None)}),
-    }),
+    2: (
+        "volumeSource",
+        "inline",
+        {
+            1: ("hostPath", "msg", {1: ("path", "str", None), 2: ("type", "str", None)}),
+            2: ("emptyDir", "msg", {1: ("medium", "str", None)}),
+        },
+    ),
 }
 POD_SPEC: Schema = {
     1: ("volumes", "[msg]", VOLUME),
@@ -73,8 +96,17 @@ POD_SPEC: Schema = {
     17: ("subdomain", "str", None),
     19: ("schedulerName", "str", None),
     20: ("initContainers", "[msg]", CONTAINER),
-    22: ("tolerations", "[msg]", {1: ("key", "str", None), 2: ("operator", "str", None), 3: ("value", "str", None),
-                                  4: ("effect", "str", None), 5: ("tolerationSeconds", "int", None)}),
+    22: (
+        "tolerations",
+        "[msg]",
+        {
+            1: ("key", "str", None),
+            2: ("operator", "str", None),
+            3: ("value", "str", None),
+            4: ("effect", "str", None),
+            5: ("tolerationSeconds", "int", None),
+        },
+    ),
     24: ("priorityClassName", "str", None),
     27: ("shareProcessNamespace", "bool", None),
 }
@@ -112,7 +144,7 @@ def _fields(buf: bytes) -> list[tuple[int, int | bytes]]:
             out.append((number, value))
         elif wire == 2:
             size, i = _varint(buf, i)
-            out.append((number, buf[i:i + size]))
+            out.append((number, buf[i : i + size]))
             i += size
         elif wire == 1:
             i += 8
@@ -174,7 +206,7 @@ def decode_pod(body: bytes) -> dict[str, Any]:
     if not body.startswith(MAGIC):
         raise bad_request("the protobuf body does not start with the Kubernetes magic number")
     try:
-        unknown = dict(_fields(body[len(MAGIC):]))
+        unknown = dict(_fields(body[len(MAGIC) :]))
         type_meta = dict(_fields(unknown.get(1, b"")))  # type: ignore[arg-type]
         kind = type_meta.get(2, b"")
         if kind != b"Pod":

@@ -1,7 +1,8 @@
 """pytest fixtures: `kubesim_cluster` (fresh per test) and `kubesim_session_cluster` (shared)."""
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

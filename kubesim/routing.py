@@ -1,4 +1,5 @@
 """Turns a request into apiserver RequestInfo (verb, resource, namespace, name, subresource)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,9 +1,11 @@
 """Label and field selectors with the syntax of apimachinery's labels.Parse / fields.ParseSelector."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from kubesim.errors import bad_request
 

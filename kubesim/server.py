@@ -1,4 +1,5 @@
 """The kubesim API server: an aiohttp app speaking enough of kube-apiserver for kubectl."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +7,7 @@ import json
 import logging
 import secrets
 import ssl
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,7 @@ class KubeSim:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         # handler_cancellation: a watch whose client went away is cancelled instead of lingering.
-        self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, handler_cancellation=True, shutdown_timeout=5.0
-        )
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
         await self._runner.setup()
         ca_pem: bytes | None = None
         if not self.plain_http:
@@ -119,7 +118,7 @@ class KubeSim:
 
     # requests --------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        received = datetime.now(timezone.utc)
+        received = datetime.now(UTC)
         info: routing.RequestInfo | None = None
         username = ""
         code = 500

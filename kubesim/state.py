@@ -1,4 +1,5 @@
 """The initial cluster contents: a built-in demo cluster, or a YAML --state file (see README.md)."""
+
 from __future__ import annotations
 
 import copy
@@ -69,8 +70,14 @@ def _node(name: str, ip: str) -> dict[str, Any]:
     }
 
 
-def _pod(namespace: str, name: str, labels: dict[str, str], containers: list[dict[str, Any]], node: str,
-         annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def _pod(
+    namespace: str,
+    name: str,
+    labels: dict[str, str],
+    containers: list[dict[str, Any]],
+    node: str,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
     if annotations:
         meta["annotations"] = annotations
@@ -88,7 +95,13 @@ def default_state() -> State:
         "default",
         "distroless-nginx-7c9d8f6b5d-x2k4q",
         {"app": "distroless-nginx", "pod-template-hash": "7c9d8f6b5d"},
-        [{"name": "distroless-nginx-ctr", "image": "cgr.dev/chainguard/nginx", "ports": [{"containerPort": 8080, "protocol": "TCP"}]}],
+        [
+            {
+                "name": "distroless-nginx-ctr",
+                "image": "cgr.dev/chainguard/nginx",
+                "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+            }
+        ],
         "debian-11",
     )
     payments = _pod(
@@ -97,10 +110,16 @@ def default_state() -> State:
         {"app": "payments-api", "pod-template-hash": "5f7b9c6d4"},
         [
             # The runtime runs commands of non-distroless images on the host: keep them idle.
-            {"name": "api", "image": "registry.example.com/payments/api:1.4.2",
-             "command": ["sh", "-c", "echo 'payments-api listening on :8080'; exec sleep infinity"]},
-            {"name": "envoy", "image": "envoyproxy/envoy:v1.31.0",
-             "command": ["sh", "-c", "echo 'envoy: starting main dispatch loop'; exec sleep infinity"]},
+            {
+                "name": "api",
+                "image": "registry.example.com/payments/api:1.4.2",
+                "command": ["sh", "-c", "echo 'payments-api listening on :8080'; exec sleep infinity"],
+            },
+            {
+                "name": "envoy",
+                "image": "envoyproxy/envoy:v1.31.0",
+                "command": ["sh", "-c", "echo 'envoy: starting main dispatch loop'; exec sleep infinity"],
+            },
         ],
         "debian-12",
         {"kubectl.kubernetes.io/default-container": "api"},
@@ -109,25 +128,33 @@ def default_state() -> State:
         "payments",
         "ledger-worker-6b8d7f9c5-m4n7p",
         {"app": "ledger-worker", "pod-template-hash": "6b8d7f9c5"},
-        [{
-            "name": "worker",
-            # The runtime's image catalog makes any "crashloop" image exit 1 soon: CrashLoopBackOff.
-            "image": "registry.example.com/payments/ledger-worker-crashloop:2.0.1",
-        }],
+        [
+            {
+                "name": "worker",
+                # The runtime's image catalog makes any "crashloop" image exit 1 soon: CrashLoopBackOff.
+                "image": "registry.example.com/payments/ledger-worker-crashloop:2.0.1",
+            }
+        ],
         "debian-12",
     )
     coredns = _pod(
         "kube-system",
         "coredns-6f6b679f8f-7xk2p",
         {"k8s-app": "kube-dns", "pod-template-hash": "6f6b679f8f"},
-        [{"name": "coredns", "image": "registry.k8s.io/coredns/coredns:v1.11.3", 
-          "command": ["sh", "-c", "echo 'CoreDNS-1.11.3'; exec sleep infinity"]}],
+        [
+            {
+                "name": "coredns",
+                "image": "registry.k8s.io/coredns/coredns:v1.11.3",
+                "command": ["sh", "-c", "echo 'CoreDNS-1.11.3'; exec sleep infinity"],
+            }
+        ],
         "debian-11",
     )
     return State(
         nodes=[_node("debian-11", "192.168.56.11"), _node("debian-12", "192.168.56.12")],
-        namespaces=[{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
-                    for n in ("default", "payments", "kube-system")],
+        namespaces=[
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in ("default", "payments", "kube-system")
+        ],
         pods=[nginx, payments, crashing, coredns],
     )
 
@@ -137,7 +164,9 @@ def _user(raw: dict[str, Any]) -> User:
     return User(
         name=str(raw["name"]),
         token=str(raw["token"]),
-        rules=None if rules is None else [
+        rules=None
+        if rules is None
+        else [
             Rule(
                 verbs=list(r.get("verbs", [])),
                 resources=list(r.get("resources", [])),
@@ -162,8 +191,7 @@ def load(path: Path | str | None) -> State:
     )
     # Namespaces may be given as plain names.
     state.namespaces = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} if isinstance(n, str) else n
-        for n in state.namespaces
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} if isinstance(n, str) else n for n in state.namespaces
     ]
     for ns in {p.get("metadata", {}).get("namespace", "default") for p in state.pods} - {
         n["metadata"]["name"] for n in state.namespaces

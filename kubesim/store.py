@@ -2,6 +2,7 @@
 
 One store per cluster, used only from the server's event loop (so no locking).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,7 @@ import copy
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from kubesim.errors import already_exists, gone, not_found
@@ -18,7 +19,7 @@ Key = tuple[str, str, str]  # (resource, namespace or "", name)
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Event:
 class Subscription:
     resource: str
     namespace: str | None
-    queue: "asyncio.Queue[Event | None]" = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
 
 
 class Store:
@@ -116,9 +117,7 @@ class Store:
         event = Event(self._rv, resource, type_, copy.deepcopy(obj))
         self._history.append(event)
         for sub in list(self._subs):
-            if sub.resource == resource and (
-                sub.namespace is None or sub.namespace == obj["metadata"].get("namespace", "")
-            ):
+            if sub.resource == resource and (sub.namespace is None or sub.namespace == obj["metadata"].get("namespace", "")):
                 sub.queue.put_nowait(event)
 
     def subscribe(self, resource: str, namespace: str | None, since_rv: int | None) -> tuple[Subscription, list[Event]]:

@@ -1,4 +1,5 @@
 """pods/attach, pods/exec and pods/log: checks done by the apiserver, then the runtime takes over."""
+
 from __future__ import annotations
 
 import asyncio
@@ -92,7 +93,7 @@ async def logs(request: web.Request, info: RequestInfo, cluster: Cluster) -> web
     tail = request.query.get("tailLines")
     if tail is not None and tail.isdigit():
         lines = data.splitlines(keepends=True)
-        data = b"".join(lines[-int(tail):]) if int(tail) else b""
+        data = b"".join(lines[-int(tail) :]) if int(tail) else b""
     if not _flag(request, "follow"):
         return web.Response(body=data, content_type="text/plain")
     resp = web.StreamResponse()

@@ -1,8 +1,10 @@
 """meta.k8s.io/v1 Table output, the server-side printing `kubectl get` asks for."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 Column = dict[str, Any]
 
@@ -19,8 +21,8 @@ def human_age(timestamp: str | None) -> str:
     """duration.HumanDuration as kubectl shows it (5s, 3m, 2m10s, 4h, 3d...)."""
     if not timestamp:
         return "<unknown>"
-    created = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    s = max(0, int((datetime.now(timezone.utc) - created).total_seconds()))
+    created = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    s = max(0, int((datetime.now(UTC) - created).total_seconds()))
     if s < 120:
         return f"{s}s"
     m = s // 60
@@ -46,7 +48,9 @@ def _pod_status_reason(pod: dict[str, Any]) -> str:
         elif "terminated" in state:
             t = state["terminated"]
             reason = t.get("reason") or (f"Signal:{t['signal']}" if t.get("signal") else f"ExitCode:{t.get('exitCode', 0)}")
-    if reason == "Running" and any(c.get("type") == "Ready" and c.get("status") != "True" for c in status.get("conditions") or []):
+    if reason == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") != "True" for c in status.get("conditions") or []
+    ):
         reason = "NotReady"
     if pod.get("metadata", {}).get("deletionTimestamp"):
         reason = "Terminating"
@@ -73,9 +77,7 @@ def _pod_row(pod: dict[str, Any]) -> list[Any]:
 
 
 def _node_row(node: dict[str, Any]) -> list[Any]:
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in node.get("status", {}).get("conditions") or []
-    )
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in node.get("status", {}).get("conditions") or [])
     status = "Ready" if ready else "NotReady"
     if node.get("spec", {}).get("unschedulable"):
         status += ",SchedulingDisabled"
@@ -96,7 +98,11 @@ def _node_row(node: dict[str, Any]) -> list[Any]:
 
 
 def _ns_row(ns: dict[str, Any]) -> list[Any]:
-    return [ns["metadata"]["name"], ns.get("status", {}).get("phase", "Active"), human_age(ns["metadata"].get("creationTimestamp"))]
+    return [
+        ns["metadata"]["name"],
+        ns.get("status", {}).get("phase", "Active"),
+        human_age(ns["metadata"].get("creationTimestamp")),
+    ]
 
 
 COLUMNS: dict[str, list[Column]] = {
@@ -104,9 +110,18 @@ COLUMNS: dict[str, list[Column]] = {
         NAME,
         _col("Ready", "string", "The aggregate readiness state of this pod for accepting traffic."),
         _col("Status", "string", "The aggregate status of the containers in this pod."),
-        _col("Restarts", "string", "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+        _col(
+            "Restarts",
+            "string",
+            "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+        ),
         AGE,
-        _col("IP", "string", "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.", 1),
+        _col(
+            "IP",
+            "string",
+            "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
+            1,
+        ),
         _col("Node", "string", "NodeName indicates in which node this pod is scheduled.", 1),
         _col("Nominated Node", "string", "nominatedNodeName is set only when this pod preempts other pods on the node.", 1),
         _col("Readiness Gates", "string", "If specified, all readiness gates will be evaluated for pod readiness.", 1),
@@ -121,7 +136,12 @@ COLUMNS: dict[str, list[Column]] = {
         _col("External-IP", "string", "List of addresses reachable to the node.", 1),
         _col("OS-Image", "string", "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).", 1),
         _col("Kernel-Version", "string", "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).", 1),
-        _col("Container-Runtime", "string", "Container runtime version reported by the node through runtime remote API (e.g. containerd://1.4.2).", 1),
+        _col(
+            "Container-Runtime",
+            "string",
+            "Container runtime version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
+            1,
+        ),
     ],
     "namespaces": [
         NAME,
@@ -150,8 +170,9 @@ def _row_object(obj: dict[str, Any], include: str) -> dict[str, Any] | None:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
 
 
-def table(resource: str, objects: list[dict[str, Any]], resource_version: str, include: str = "Metadata",
-          with_columns: bool = True) -> dict[str, Any]:
+def table(
+    resource: str, objects: list[dict[str, Any]], resource_version: str, include: str = "Metadata", with_columns: bool = True
+) -> dict[str, Any]:
     rows = []
     for obj in objects:
         row: dict[str, Any] = {"cells": ROWS[resource](obj)}

@@ -1,4 +1,5 @@
 """Running kubesim from tests: in-process (background thread) or as a `python -m kubesim` subprocess."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,9 +14,10 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import yaml
 
@@ -37,11 +39,11 @@ class FaultsClient:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 10) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self._url + path, data=data, method=method)
+        req = urllib.request.Request(self._url + path, data=data, method=method)  # noqa: S310 - always the cluster\'s own URL
         req.add_header("Authorization", f"Bearer {self._token}")
         if data is not None:
             req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=timeout, context=self._ssl) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=self._ssl) as resp:  # noqa: S310
             raw = resp.read()
         return json.loads(raw) if resp.headers.get_content_type() == "application/json" else raw.decode()
 
@@ -97,7 +99,10 @@ class RunningCluster:
         """Run the real kubectl against this cluster."""
         return subprocess.run(
             [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args],
-            capture_output=True, text=True, timeout=timeout, input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
         )
 
     def api_client(self) -> Any:
@@ -159,7 +164,9 @@ def run_cluster(tmp_dir: Path | str, state: StateArg = None, **opts: Any) -> Ite
         loop.close()
 
     ca_file = None if sim.plain_http else sim.ca_file
-    handle = RunningCluster(sim.kubeconfig_path, sim.url, sim.token, ca_file, FaultsClient(sim.url, sim.token, ca_file), stop, sim=sim)
+    handle = RunningCluster(
+        sim.kubeconfig_path, sim.url, sim.token, ca_file, FaultsClient(sim.url, sim.token, ca_file), stop, sim=sim
+    )
     try:
         yield handle
     finally:
@@ -167,8 +174,9 @@ def run_cluster(tmp_dir: Path | str, state: StateArg = None, **opts: Any) -> Ite
 
 
 @contextlib.contextmanager
-def spawn_cluster(tmp_dir: Path | str, state: StateArg = None, *, extra_args: list[str] | None = None,
-                  startup_timeout: float = 30, **opts: Any) -> Iterator[RunningCluster]:
+def spawn_cluster(
+    tmp_dir: Path | str, state: StateArg = None, *, extra_args: list[str] | None = None, startup_timeout: float = 30, **opts: Any
+) -> Iterator[RunningCluster]:
     """`python -m kubesim serve` in a subprocess (own process group), same handle as run_cluster."""
     tmp = Path(tmp_dir)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -190,8 +198,7 @@ def spawn_cluster(tmp_dir: Path | str, state: StateArg = None, *, extra_args: li
             args += [flag, str(value)]
     args += extra_args or []
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     ready = _wait_ready(proc, startup_timeout)
     url = ready.split(" on ", 1)[1].split()[0]
     config = yaml.safe_load(kubeconfig_path.read_text())

@@ -1,4 +1,5 @@
 """Pod defaulting and validation, following pkg/apis/core/validation and v1 defaults."""
+
 from __future__ import annotations
 
 import re
@@ -159,7 +160,11 @@ def validate_ephemeral_update(old: dict[str, Any], new: dict[str, Any]) -> list[
     for old_ec in (old.get("spec") or {}).get("ephemeralContainers") or []:
         current = new_by_name.get(old_ec["name"])
         if current is None:
-            errs.append(forbidden("spec.ephemeralContainers", f'existing ephemeral containers "{old_ec["name"]}" may not be removed'))
+            errs.append(
+                forbidden("spec.ephemeralContainers", f'existing ephemeral containers "{old_ec["name"]}" may not be removed')
+            )
         elif current != old_ec:
-            errs.append(forbidden("spec.ephemeralContainers", f'existing ephemeral containers "{old_ec["name"]}" may not be changed'))
+            errs.append(
+                forbidden("spec.ephemeralContainers", f'existing ephemeral containers "{old_ec["name"]}" may not be changed')
+            )
     return errs

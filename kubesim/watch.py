@@ -1,10 +1,12 @@
 """Streaming watch responses (newline-delimited JSON WatchEvents), including watch-list."""
+
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -31,8 +33,13 @@ class WatchWriter:
     async def send(self, type_: str, obj: dict[str, Any]) -> None:
         if self.table_mode and type_ in ("ADDED", "MODIFIED", "DELETED"):
             # Columns only in the first event, like the apiserver's watch encoder.
-            obj = tables.table(self.resource, [obj], obj["metadata"].get("resourceVersion", ""), self.include,
-                               with_columns=not self._columns_sent)
+            obj = tables.table(
+                self.resource,
+                [obj],
+                obj["metadata"].get("resourceVersion", ""),
+                self.include,
+                with_columns=not self._columns_sent,
+            )
             self._columns_sent = True
         line = json.dumps({"type": type_, "object": obj}, separators=(",", ":")) + "\n"
         await self.resp.write(line.encode())
@@ -59,7 +66,11 @@ async def serve(
     send_initial = _truthy(q.get("sendInitialEvents"))
     bookmarks = _truthy(q.get("allowWatchBookmarks"))
     if send_initial and q.get("resourceVersionMatch") != "NotOlderThan":
-        raise ApiError(422, "Invalid", "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")
+        raise ApiError(
+            422,
+            "Invalid",
+            "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        )
     try:
         timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else None
         since = int(rv_param) if rv_param not in ("", "0") else None
@@ -115,7 +126,7 @@ async def serve(
                 break
             try:
                 event = await asyncio.wait_for(sub.queue.get(), wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 # Periodic bookmarks let clients resume without a relist, as the watch cache does.
                 if bookmarks and time.monotonic() - last_bookmark > 30:
                     await writer.bookmark(store.resource_version)

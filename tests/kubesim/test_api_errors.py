@@ -1,4 +1,5 @@
 """Errors come back as metav1.Status with the apiserver's reasons, codes and messages."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,9 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -19,17 +21,25 @@ POD = "distroless-nginx-7c9d8f6b5d-x2k4q"
 EC_PATH = f"/api/v1/namespaces/default/pods/{POD}/ephemeralcontainers"
 
 
-def call(cluster: RunningCluster, method: str, path: str, body: Any = None, *, token: str | None = "admin",
-         content_type: str = "application/json", timeout: float = 10) -> tuple[int, Any]:
+def call(
+    cluster: RunningCluster,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = "admin",  # noqa: S107
+    content_type: str = "application/json",
+    timeout: float = 10,
+) -> tuple[int, Any]:
     data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(cluster.url + path, data=data, method=method)
+    req = urllib.request.Request(cluster.url + path, data=data, method=method)  # noqa: S310 - always the cluster\'s own URL
     if token is not None:
         req.add_header("Authorization", f"Bearer {cluster.token if token == 'admin' else token}")
     if data is not None:
         req.add_header("Content-Type", content_type)
     ctx = ssl.create_default_context(cafile=str(cluster.ca_file))
     try:
-        with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:  # noqa: S310
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
@@ -42,8 +52,14 @@ def test_kubectl_unknown_pod(kubesim_session_cluster: RunningCluster) -> None:
     code, status = call(kubesim_session_cluster, "GET", "/api/v1/namespaces/default/pods/nope")
     assert code == 404
     assert status == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": 'pods "nope" not found', "reason": "NotFound", "details": {"name": "nope", "kind": "pods"}, "code": 404,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'pods "nope" not found',
+        "reason": "NotFound",
+        "details": {"name": "nope", "kind": "pods"},
+        "code": 404,
     }
 
 
@@ -57,17 +73,25 @@ def test_kubectl_debug_with_a_taken_name_is_invalid(kubesim_cluster: RunningClus
 
 def test_ephemeral_container_rules(kubesim_cluster: RunningCluster) -> None:
     smp = "application/strategic-merge-patch+json"
-    code, pod = call(kubesim_cluster, "PATCH", EC_PATH,
-                     {"spec": {"ephemeralContainers": [{"name": "dbg", "image": "busybox:1.36", "stdin": True}]}},
-                     content_type=smp)
+    code, pod = call(
+        kubesim_cluster,
+        "PATCH",
+        EC_PATH,
+        {"spec": {"ephemeralContainers": [{"name": "dbg", "image": "busybox:1.36", "stdin": True}]}},
+        content_type=smp,
+    )
     assert code == 200
     assert pod["spec"]["ephemeralContainers"][0]["imagePullPolicy"] == "IfNotPresent"
     assert pod["spec"]["ephemeralContainers"][0]["terminationMessagePolicy"] == "File"
 
     # A JSON patch appending a copy of "dbg": duplicate at index 1 (and, being identical, no "changed" error).
-    code, status = call(kubesim_cluster, "PATCH", EC_PATH,
-                        [{"op": "add", "path": "/spec/ephemeralContainers/-", "value": pod["spec"]["ephemeralContainers"][0]}],
-                        content_type="application/json-patch+json")
+    code, status = call(
+        kubesim_cluster,
+        "PATCH",
+        EC_PATH,
+        [{"op": "add", "path": "/spec/ephemeralContainers/-", "value": pod["spec"]["ephemeralContainers"][0]}],
+        content_type="application/json-patch+json",
+    )
     assert code == 422 and status["reason"] == "Invalid"
     assert status["message"] == f'Pod "{POD}" is invalid: spec.ephemeralContainers[1].name: Duplicate value: "dbg"'
     assert status["details"]["causes"] == [
@@ -75,16 +99,37 @@ def test_ephemeral_container_rules(kubesim_cluster: RunningCluster) -> None:
     ]
 
     # Existing entries are immutable.
-    code, status = call(kubesim_cluster, "PATCH", EC_PATH,
-                        {"spec": {"ephemeralContainers": [{"name": "dbg", "image": "alpine"}]}}, content_type=smp)
+    code, status = call(
+        kubesim_cluster,
+        "PATCH",
+        EC_PATH,
+        {"spec": {"ephemeralContainers": [{"name": "dbg", "image": "alpine"}]}},
+        content_type=smp,
+    )
     assert code == 422
-    assert status["message"].endswith('spec.ephemeralContainers: Forbidden: existing ephemeral containers "dbg" may not be changed')
+    assert status["message"].endswith(
+        'spec.ephemeralContainers: Forbidden: existing ephemeral containers "dbg" may not be changed'
+    )
 
     # Missing image, forbidden fields, bad name and unknown target, all in one error.
-    code, status = call(kubesim_cluster, "PATCH", EC_PATH, {"spec": {"ephemeralContainers": [
-        {"name": "Bad_Name", "targetContainerName": "nope", "ports": [{"containerPort": 80}],
-         "readinessProbe": {"exec": {"command": ["true"]}}},
-    ]}}, content_type=smp)
+    code, status = call(
+        kubesim_cluster,
+        "PATCH",
+        EC_PATH,
+        {
+            "spec": {
+                "ephemeralContainers": [
+                    {
+                        "name": "Bad_Name",
+                        "targetContainerName": "nope",
+                        "ports": [{"containerPort": 80}],
+                        "readinessProbe": {"exec": {"command": ["true"]}},
+                    },
+                ]
+            }
+        },
+        content_type=smp,
+    )
     assert code == 422
     fields = [(c["field"], c["reason"]) for c in status["details"]["causes"]]
     assert fields == [
@@ -99,8 +144,9 @@ def test_ephemeral_container_rules(kubesim_cluster: RunningCluster) -> None:
     assert 'spec.ephemeralContainers[1].targetContainerName: Not found: "nope"' in status["message"]
 
     # Removing one is forbidden too (merge patch replaces the list).
-    code, status = call(kubesim_cluster, "PATCH", EC_PATH, {"spec": {"ephemeralContainers": []}},
-                        content_type="application/merge-patch+json")
+    code, status = call(
+        kubesim_cluster, "PATCH", EC_PATH, {"spec": {"ephemeralContainers": []}}, content_type="application/merge-patch+json"
+    )
     assert code == 422 and "may not be removed" in status["message"]
 
     code, status = call(kubesim_cluster, "PATCH", EC_PATH, {"spec": {}}, content_type="text/plain")
@@ -108,8 +154,15 @@ def test_ephemeral_container_rules(kubesim_cluster: RunningCluster) -> None:
 
 
 def test_kubectl_patch_without_image_is_required_value(kubesim_cluster: RunningCluster) -> None:
-    result = kubesim_cluster.kubectl("patch", "pod", POD, "--subresource=ephemeralcontainers", "--type=strategic",
-                                     "-p", '{"spec":{"ephemeralContainers":[{"name":"noimg"}]}}')
+    result = kubesim_cluster.kubectl(
+        "patch",
+        "pod",
+        POD,
+        "--subresource=ephemeralcontainers",
+        "--type=strategic",
+        "-p",
+        '{"spec":{"ephemeralContainers":[{"name":"noimg"}]}}',
+    )
     assert result.returncode == 1
     assert result.stderr.strip() == f'The Pod "{POD}" is invalid: spec.ephemeralContainers[0].image: Required value'
 
@@ -126,25 +179,46 @@ def test_put_ephemeralcontainers_with_stale_resource_version_conflicts(kubesim_c
 
 def test_pod_create_validation_and_conflicts(kubesim_session_cluster: RunningCluster) -> None:
     c = kubesim_session_cluster
-    code, status = call(c, "POST", "/api/v1/namespaces/default/pods",
-                        {"metadata": {"name": "Bad_Pod"}, "spec": {"containers": [{"name": "a", "image": "busybox"}]}})
+    code, status = call(
+        c,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        {"metadata": {"name": "Bad_Pod"}, "spec": {"containers": [{"name": "a", "image": "busybox"}]}},
+    )
     assert code == 422 and status["details"]["causes"][0]["field"] == "metadata.name"
     assert "a lowercase RFC 1123 subdomain must consist of" in status["message"]
-    code, status = call(c, "POST", "/api/v1/namespaces/default/pods",
-                        {"metadata": {"name": "dup"}, "spec": {"containers": [{"name": "a", "image": "busybox"}, {"name": "a"}]}})
+    code, status = call(
+        c,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        {"metadata": {"name": "dup"}, "spec": {"containers": [{"name": "a", "image": "busybox"}, {"name": "a"}]}},
+    )
     assert code == 422
     assert status["message"] == (
         'Pod "dup" is invalid: [spec.containers[1].image: Required value, spec.containers[1].name: Duplicate value: "a"]'
     )
-    code, status = call(c, "POST", "/api/v1/namespaces/default/pods", {"metadata": {"name": POD}, "spec": {
-        "containers": [{"name": "a", "image": "busybox"}]}})
+    code, status = call(
+        c,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        {"metadata": {"name": POD}, "spec": {"containers": [{"name": "a", "image": "busybox"}]}},
+    )
     assert code == 409 and status["reason"] == "AlreadyExists" and status["message"] == f'pods "{POD}" already exists'
-    code, status = call(c, "POST", "/api/v1/namespaces/nowhere/pods",
-                        {"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "image": "busybox"}]}})
+    code, status = call(
+        c,
+        "POST",
+        "/api/v1/namespaces/nowhere/pods",
+        {"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "image": "busybox"}]}},
+    )
     assert code == 404 and status["message"] == 'namespaces "nowhere" not found'
     code, status = call(c, "POST", "/api/v1/namespaces/default/pods", b"{not json")
     assert code == 400 and status["reason"] == "BadRequest"
-    code, status = call(c, "POST", "/api/v1/namespaces/default/pods", b"\x00", content_type="application/vnd.kubernetes.protobuf")
+    protobuf = "application/vnd.kubernetes.protobuf"
+    code, status = call(c, "POST", "/api/v1/namespaces/default/pods", b"\x00", content_type=protobuf)
+    assert code == 400 and "magic number" in status["message"]  # pods are decoded, this is not one
+    code, status = call(c, "POST", "/api/v1/namespaces", b"k8s\x00", content_type=protobuf)
+    assert code == 415 and status["reason"] == "UnsupportedMediaType"
+    code, status = call(c, "POST", "/api/v1/namespaces", b"<ns/>", content_type="application/xml")
     assert code == 415 and status["reason"] == "UnsupportedMediaType"
     code, status = call(c, "POST", f"/api/v1/namespaces/default/pods/{POD}/log")
     assert code == 405 and status["reason"] == "MethodNotAllowed"
@@ -158,8 +232,15 @@ def test_unauthorized_without_or_with_a_wrong_token(kubesim_session_cluster: Run
     for token in (None, "wrong"):
         code, status = call(kubesim_session_cluster, "GET", "/api/v1/namespaces/default/pods", token=token)
         assert code == 401
-        assert status == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                          "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+        assert status == {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "Unauthorized",
+            "reason": "Unauthorized",
+            "code": 401,
+        }
     result = kubesim_session_cluster.kubectl("get", "pods", "--token=wrong")
     assert result.returncode == 1
     assert "error: You must be logged in to the server (Unauthorized)" in result.stderr
@@ -167,9 +248,13 @@ def test_unauthorized_without_or_with_a_wrong_token(kubesim_session_cluster: Run
 
 RESTRICTED_STATE = {
     "users": [
-        {"name": "viewer", "token": "viewer-token", "rules": [
-            {"verbs": ["get", "list", "watch"], "resources": ["pods"], "namespaces": ["default"]},
-        ]},
+        {
+            "name": "viewer",
+            "token": "viewer-token",
+            "rules": [
+                {"verbs": ["get", "list", "watch"], "resources": ["pods"], "namespaces": ["default"]},
+            ],
+        },
     ],
 }
 
@@ -196,8 +281,9 @@ def test_restricted_user_gets_rbac_forbidden(restricted_cluster: RunningCluster)
     )
     result = k("get", "nodes", "--token=viewer-token")
     assert 'cannot list resource "nodes" in API group "" at the cluster scope' in result.stderr
-    code, status = call(restricted_cluster, "GET", f"/api/v1/namespaces/default/pods/{POD}/exec?command=ls&stdout=true",
-                        token="viewer-token")
+    code, status = call(
+        restricted_cluster, "GET", f"/api/v1/namespaces/default/pods/{POD}/exec?command=ls&stdout=true", token="viewer-token"
+    )
     assert code == 403 and 'cannot get resource "pods/exec"' in status["message"]
     # The admin token from the kubeconfig can do everything.
     assert k("get", "nodes").returncode == 0

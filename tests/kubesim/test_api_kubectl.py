@@ -1,4 +1,5 @@
 """The real kubectl v1.37 against kubesim over HTTPS: the demo walkthrough and the debug workflows."""
+
 from __future__ import annotations
 
 import json
@@ -70,8 +71,12 @@ def test_exec_bash_into_distroless_fails_like_containerd(kubesim_cluster: Runnin
     assert result.returncode != 0
     assert 'exec: "bash": executable file not found in $PATH' in result.stderr
     # The same through a real terminal, as a user types it.
-    child = pexpect.spawn(KUBECTL, ["--kubeconfig", str(kubesim_cluster.kubeconfig), "exec", "-it", NGINX_POD, "--", "bash"],
-                          encoding="utf-8", timeout=20)
+    child = pexpect.spawn(
+        KUBECTL,
+        ["--kubeconfig", str(kubesim_cluster.kubeconfig), "exec", "-it", NGINX_POD, "--", "bash"],
+        encoding="utf-8",
+        timeout=20,
+    )
     child.expect('exec: "bash": executable file not found in \\$PATH')
     child.expect(pexpect.EOF)
     child.close()
@@ -79,8 +84,17 @@ def test_exec_bash_into_distroless_fails_like_containerd(kubesim_cluster: Runnin
 
 
 def test_logs_follow_until_the_container_exits(kubesim_cluster: RunningCluster) -> None:
-    started = kubesim_cluster.kubectl("debug", "-c", "counter", "--image=busybox", NGINX_POD, "--", "sh", "-c",
-                                      "sleep 0.5; for i in 1 2 3; do echo line $i; sleep 0.3; done")
+    started = kubesim_cluster.kubectl(
+        "debug",
+        "-c",
+        "counter",
+        "--image=busybox",
+        NGINX_POD,
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.5; for i in 1 2 3; do echo line $i; sleep 0.3; done",
+    )
     assert started.returncode == 0, started.stderr
     wait_for(lambda: ephemeral_state(kubesim_cluster, NGINX_POD, "counter").get("running") is not None)
     result = kubesim_cluster.kubectl("logs", "-f", "-c", "counter", NGINX_POD, timeout=20)
@@ -95,9 +109,21 @@ def test_debug_interactive_shell_sees_target_processes(kubesim_cluster: RunningC
     env = {**os.environ, "TERM": "xterm", "PS1": "# "}
     child = pexpect.spawn(
         KUBECTL,
-        ["--kubeconfig", str(kubesim_cluster.kubeconfig), "debug", "-it", "-c", "debugger",
-         "--target=distroless-nginx-ctr", "--image=busybox", NGINX_POD],
-        env=env, encoding="utf-8", timeout=30, dimensions=(40, 200),
+        [
+            "--kubeconfig",
+            str(kubesim_cluster.kubeconfig),
+            "debug",
+            "-it",
+            "-c",
+            "debugger",
+            "--target=distroless-nginx-ctr",
+            "--image=busybox",
+            NGINX_POD,
+        ],
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 200),
     )
     try:
         child.expect("If you don't see a command prompt")
@@ -118,14 +144,34 @@ def test_debug_interactive_shell_sees_target_processes(kubesim_cluster: RunningC
 @pytest.mark.slow
 def test_debug_exec_attach_yaml_and_delete(kubesim_cluster: RunningCluster) -> None:
     k = kubesim_cluster.kubectl
-    out = k("debug", "-i", "-c", "once", "--image=busybox", "--target=distroless-nginx-ctr", NGINX_POD,
-            "--", "sh", "-c", "sleep 1; echo hi")
+    out = k(
+        "debug",
+        "-i",
+        "-c",
+        "once",
+        "--image=busybox",
+        "--target=distroless-nginx-ctr",
+        NGINX_POD,
+        "--",
+        "sh",
+        "-c",
+        "sleep 1; echo hi",
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == "hi"
 
     # A long-running debug container, started without attaching.
-    out = k("debug", "-c", "shell", "--image=busybox", NGINX_POD, "--", "sh", "-c",
-            "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.3; done")
+    out = k(
+        "debug",
+        "-c",
+        "shell",
+        "--image=busybox",
+        NGINX_POD,
+        "--",
+        "sh",
+        "-c",
+        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.3; done",
+    )
     assert out.returncode == 0, out.stderr
     assert wait_for(lambda: ephemeral_state(kubesim_cluster, NGINX_POD, "shell").get("running") is not None)
 
@@ -133,8 +179,12 @@ def test_debug_exec_attach_yaml_and_delete(kubesim_cluster: RunningCluster) -> N
     assert exec_result.returncode == 3
     assert "command terminated with exit code 3" in exec_result.stderr
 
-    child = pexpect.spawn(KUBECTL, ["--kubeconfig", str(kubesim_cluster.kubeconfig), "attach", NGINX_POD, "-c", "shell"],
-                          encoding="utf-8", timeout=20)
+    child = pexpect.spawn(
+        KUBECTL,
+        ["--kubeconfig", str(kubesim_cluster.kubeconfig), "attach", NGINX_POD, "-c", "shell"],
+        encoding="utf-8",
+        timeout=20,
+    )
     try:
         child.expect(r"tick \d+")
         child.expect(r"tick \d+")
@@ -183,12 +233,14 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_debug_node_creates_the_pod_from_protobuf(kubesim_cluster: RunningCluster) -> None:
-    out = kubesim_cluster.kubectl("debug", "-i", "node/debian-12", "--image=busybox", "--profile=sysadmin",
-                                  "--", "sh", "-c", "echo on-the-node")
+    out = kubesim_cluster.kubectl(
+        "debug", "-i", "node/debian-12", "--image=busybox", "--profile=sysadmin", "--", "sh", "-c", "echo on-the-node"
+    )
     assert out.returncode == 0, out.stderr
     assert "on-the-node" in out.stdout
-    pods = json.loads(kubesim_cluster.kubectl("get", "pods", "-l", "app.kubernetes.io/managed-by=kubectl-debug",
-                                              "-o", "json").stdout)["items"]
+    pods = json.loads(
+        kubesim_cluster.kubectl("get", "pods", "-l", "app.kubernetes.io/managed-by=kubectl-debug", "-o", "json").stdout
+    )["items"]
     assert len(pods) == 1
     pod = pods[0]
     assert pod["metadata"]["name"].startswith("node-debugger-debian-12-")

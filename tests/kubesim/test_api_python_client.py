@@ -1,10 +1,12 @@
 """The official Python client (kubernetes 37) against kubesim: list, watch, patch, attach/exec streams."""
+
 from __future__ import annotations
 
 import json
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client, watch
@@ -64,8 +66,13 @@ def test_watch_sees_ephemeral_container_start(core: client.CoreV1Api) -> None:
     w = watch.Watch()
 
     def consume() -> None:
-        for event in w.stream(core.list_namespaced_pod, "default", field_selector=f"metadata.name={POD}",
-                              resource_version=initial.metadata.resource_version, timeout_seconds=15):
+        for event in w.stream(
+            core.list_namespaced_pod,
+            "default",
+            field_selector=f"metadata.name={POD}",
+            resource_version=initial.metadata.resource_version,
+            timeout_seconds=15,
+        ):
             events.append((event["type"], event["object"]))
             statuses = event["object"].status.ephemeral_container_statuses or []
             if any(s.name == "watched" and s.state.running for s in statuses):
@@ -87,9 +94,18 @@ def test_watch_sees_ephemeral_container_start(core: client.CoreV1Api) -> None:
 def test_exec_stream_with_v5(core: client.CoreV1Api) -> None:
     add_debug_container(core, "shell", ["sleep", "60"])
     wait_running(core, "shell")
-    resp = stream(core.connect_get_namespaced_pod_exec, POD, "default", container="shell",
-                  command=["sh", "-c", "echo out; echo err >&2; exit 5"],
-                  stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+    resp = stream(
+        core.connect_get_namespaced_pod_exec,
+        POD,
+        "default",
+        container="shell",
+        command=["sh", "-c", "echo out; echo err >&2; exit 5"],
+        stdout=True,
+        stderr=True,
+        stdin=False,
+        tty=False,
+        _preload_content=False,
+    )
     resp.run_forever(timeout=10)
     assert resp.subprotocol == "v5.channel.k8s.io"
     assert resp.read_stdout() == "out\n"
@@ -97,16 +113,34 @@ def test_exec_stream_with_v5(core: client.CoreV1Api) -> None:
     assert resp.returncode == 5
     resp.close()
     # The simple form returns stdout.
-    out = stream(core.connect_get_namespaced_pod_exec, POD, "default", container="shell",
-                 command=["echo", "hello"], stdout=True, stderr=True, stdin=False, tty=False)
+    out = stream(
+        core.connect_get_namespaced_pod_exec,
+        POD,
+        "default",
+        container="shell",
+        command=["echo", "hello"],
+        stdout=True,
+        stderr=True,
+        stdin=False,
+        tty=False,
+    )
     assert out == "hello\n"
 
 
 def test_attach_stream(core: client.CoreV1Api) -> None:
     add_debug_container(core, "cat", ["cat"], stdin=True)
     wait_running(core, "cat")
-    resp = stream(core.connect_get_namespaced_pod_attach, POD, "default", container="cat",
-                  stdin=True, stdout=True, stderr=True, tty=False, _preload_content=False)
+    resp = stream(
+        core.connect_get_namespaced_pod_attach,
+        POD,
+        "default",
+        container="cat",
+        stdin=True,
+        stdout=True,
+        stderr=True,
+        tty=False,
+        _preload_content=False,
+    )
     try:
         # bytes, so the client sends a binary frame (the runtime reads stdin from binary frames only).
         resp.write_stdin(b"ping\n")
@@ -122,8 +156,17 @@ def test_attach_stream(core: client.CoreV1Api) -> None:
 
 def test_exec_into_unknown_container_is_bad_request(core: client.CoreV1Api) -> None:
     with pytest.raises(ApiException) as err:
-        stream(core.connect_get_namespaced_pod_exec, POD, "default", container="ghost", command=["true"],
-               stdout=True, stderr=True, stdin=False, tty=False)
+        stream(
+            core.connect_get_namespaced_pod_exec,
+            POD,
+            "default",
+            container="ghost",
+            command=["true"],
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+        )
     # The client reports a failed websocket handshake with status 0 and the HTTP status in the reason.
     assert "400" in str(err.value)
 

@@ -1,4 +1,5 @@
 """attach/exec routing: the apiserver's checks before the runtime takes the websocket."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,12 +27,12 @@ def ssl_ctx(cluster: RunningCluster) -> ssl.SSLContext:
 
 def http(cluster: RunningCluster, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(cluster.url + path, data=data, method=method)
+    req = urllib.request.Request(cluster.url + path, data=data, method=method)  # noqa: S310 - always the cluster\'s own URL
     req.add_header("Authorization", f"Bearer {cluster.token}")
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, context=ssl_ctx(cluster), timeout=10) as resp:
+        with urllib.request.urlopen(req, context=ssl_ctx(cluster), timeout=10) as resp:  # noqa: S310
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
@@ -41,8 +42,9 @@ async def ws_exec(cluster: RunningCluster, path: str, protocols: list[str], head
     out = b""
     status: Any = None
     async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(cluster.url.replace("https", "wss") + path, protocols=protocols, headers=headers,
-                                      ssl=ssl_ctx(cluster)) as ws:
+        async with session.ws_connect(
+            cluster.url.replace("https", "wss") + path, protocols=protocols, headers=headers, ssl=ssl_ctx(cluster)
+        ) as ws:
             async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.BINARY or len(msg.data) < 2:
                     continue
@@ -56,8 +58,9 @@ async def ws_exec(cluster: RunningCluster, path: str, protocols: list[str], head
 def test_exec_with_the_token_as_a_websocket_subprotocol(kubesim_session_cluster: RunningCluster) -> None:
     token = base64.urlsafe_b64encode(kubesim_session_cluster.token.encode()).decode().rstrip("=")
     path = f"{PAYMENTS}/exec?command=sh&command=-c&command=echo+hi&stdout=true&stderr=true"
-    protocol, out, status = asyncio.run(ws_exec(
-        kubesim_session_cluster, path, ["v5.channel.k8s.io", f"base64url.bearer.authorization.k8s.io.{token}"], {}))
+    protocol, out, status = asyncio.run(
+        ws_exec(kubesim_session_cluster, path, ["v5.channel.k8s.io", f"base64url.bearer.authorization.k8s.io.{token}"], {})
+    )
     assert protocol == "v5.channel.k8s.io"
     assert out == b"hi\n"  # the default-container annotation picked `api`
     assert status == {"metadata": {}, "status": "Success"}
@@ -78,9 +81,15 @@ def test_stream_preconditions(kubesim_cluster: RunningCluster) -> None:
     code, status = http(kubesim_cluster, "GET", f"{PAYMENTS}/exec?stdout=true")
     assert (code, status["message"]) == (400, "you must specify at least 1 command")
 
-    pod = {"metadata": {"name": "two"}, "spec": {"containers": [
-        {"name": "a", "image": "busybox", "command": ["sleep", "60"]},
-        {"name": "b", "image": "registry.example.com/does-not-exist:1"}]}}
+    pod = {
+        "metadata": {"name": "two"},
+        "spec": {
+            "containers": [
+                {"name": "a", "image": "busybox", "command": ["sleep", "60"]},
+                {"name": "b", "image": "registry.example.com/does-not-exist:1"},
+            ]
+        },
+    }
     assert http(kubesim_cluster, "POST", "/api/v1/namespaces/default/pods", pod)[0] == 201
     code, status = http(kubesim_cluster, "GET", "/api/v1/namespaces/default/pods/two/attach?stdout=true")
     assert (code, status["message"]) == (400, "a container name must be specified for pod two, choose one of: [a b]")

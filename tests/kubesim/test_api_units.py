@@ -1,4 +1,5 @@
 """Unit tests of the pure pieces: selectors, patches, validation messages, pod status, tables."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -55,19 +56,27 @@ def test_field_selectors() -> None:
 
 def test_strategic_merge_by_name_and_json_patch() -> None:
     pod = {"spec": {"ephemeralContainers": [{"name": "a", "image": "x"}], "containers": [{"name": "c", "image": "i"}]}}
-    merged = apply_patch("application/strategic-merge-patch+json", pod, {
-        "$setElementOrder/ephemeralContainers": [{"name": "a"}, {"name": "b"}],
-        "spec": {"ephemeralContainers": [{"name": "b", "image": "y"}]},
-    })
+    merged = apply_patch(
+        "application/strategic-merge-patch+json",
+        pod,
+        {
+            "$setElementOrder/ephemeralContainers": [{"name": "a"}, {"name": "b"}],
+            "spec": {"ephemeralContainers": [{"name": "b", "image": "y"}]},
+        },
+    )
     assert [c["name"] for c in merged["spec"]["ephemeralContainers"]] == ["a", "b"]
     assert merged["spec"]["containers"] == pod["spec"]["containers"]
     replaced = apply_patch("application/merge-patch+json", pod, {"spec": {"ephemeralContainers": [{"name": "b"}]}})
     assert replaced["spec"]["ephemeralContainers"] == [{"name": "b"}]
-    patched = apply_patch("application/json-patch+json", pod, [
-        {"op": "add", "path": "/spec/ephemeralContainers/-", "value": {"name": "z"}},
-        {"op": "replace", "path": "/spec/containers/0/image", "value": "j"},
-        {"op": "test", "path": "/spec/containers/0/name", "value": "c"},
-    ])
+    patched = apply_patch(
+        "application/json-patch+json",
+        pod,
+        [
+            {"op": "add", "path": "/spec/ephemeralContainers/-", "value": {"name": "z"}},
+            {"op": "replace", "path": "/spec/containers/0/image", "value": "j"},
+            {"op": "test", "path": "/spec/containers/0/name", "value": "c"},
+        ],
+    )
     assert [c["name"] for c in patched["spec"]["ephemeralContainers"]] == ["a", "z"]
     assert patched["spec"]["containers"][0]["image"] == "j"
     assert pod["spec"]["containers"][0]["image"] == "i"  # the input is untouched
@@ -89,8 +98,14 @@ def test_pull_policy_defaults() -> None:
 
 def test_invalid_message_aggregates_like_apimachinery() -> None:
     old = {"spec": {"containers": [{"name": "app", "image": "x"}]}}
-    new = {"spec": {"containers": [{"name": "app", "image": "x"}], "ephemeralContainers": [
-        {"name": "app", "image": "busybox", "resources": {"limits": {"cpu": "1"}}, "lifecycle": {"preStop": {}}}]}}
+    new = {
+        "spec": {
+            "containers": [{"name": "app", "image": "x"}],
+            "ephemeralContainers": [
+                {"name": "app", "image": "busybox", "resources": {"limits": {"cpu": "1"}}, "lifecycle": {"preStop": {}}}
+            ],
+        }
+    }
     err = invalid("Pod", "web", validate_ephemeral_update(old, new))
     assert err.code == 422
     assert err.message == (
@@ -101,12 +116,17 @@ def test_invalid_message_aggregates_like_apimachinery() -> None:
 
 
 def _pod_with(states: list[dict[str, Any]], policy: str = "Always") -> dict[str, Any]:
-    pod = {"metadata": {"name": "p"}, "spec": {"restartPolicy": policy, "containers": [
-        {"name": f"c{i}", "image": "x"} for i in range(len(states))]}}
+    pod = {
+        "metadata": {"name": "p"},
+        "spec": {"restartPolicy": policy, "containers": [{"name": f"c{i}", "image": "x"} for i in range(len(states))]},
+    }
     pod["status"] = podstatus.initial_status(pod, "192.168.56.11", "10.244.0.5")
     for i, state in enumerate(states):
-        podstatus.merge_container_status(pod, "container", {
-            "name": f"c{i}", "image": "x", "imageID": "", "ready": "running" in state, "restartCount": 0, "state": state})
+        podstatus.merge_container_status(
+            pod,
+            "container",
+            {"name": f"c{i}", "image": "x", "imageID": "", "ready": "running" in state, "restartCount": 0, "state": state},
+        )
     return pod
 
 
@@ -114,8 +134,13 @@ def test_phase_and_conditions() -> None:
     running = _pod_with([{"running": {}}, {"running": {}}])
     assert running["status"]["phase"] == "Running"
     conds = {c["type"]: c["status"] for c in running["status"]["conditions"]}
-    assert conds == {"PodReadyToStartContainers": "True", "Initialized": "True", "Ready": "True",
-                     "ContainersReady": "True", "PodScheduled": "True"}
+    assert conds == {
+        "PodReadyToStartContainers": "True",
+        "Initialized": "True",
+        "Ready": "True",
+        "ContainersReady": "True",
+        "PodScheduled": "True",
+    }
     half = _pod_with([{"running": {}}, {"waiting": {"reason": "ImagePullBackOff"}}])
     ready = next(c for c in half["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False" and ready["message"] == "containers with unready status: [c1]"

@@ -1,11 +1,13 @@
 """Watch semantics over raw HTTP: replay, watch-list bookmarks, 410 Gone, timeouts, Tables."""
+
 from __future__ import annotations
 
 import json
 import ssl
 import time
 import urllib.request
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,12 +21,12 @@ TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 def request(cluster: RunningCluster, method: str, path: str, body: Any = None, accept: str = "application/json") -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(cluster.url + path, data=data, method=method)
+    req = urllib.request.Request(cluster.url + path, data=data, method=method)  # noqa: S310 - always the cluster\'s own URL
     req.add_header("Authorization", f"Bearer {cluster.token}")
     req.add_header("Accept", accept)
     if data is not None:
         req.add_header("Content-Type", "application/json")
-    return urllib.request.urlopen(req, context=ssl.create_default_context(cafile=str(cluster.ca_file)), timeout=20)
+    return urllib.request.urlopen(req, context=ssl.create_default_context(cafile=str(cluster.ca_file)), timeout=20)  # noqa: S310
 
 
 def get(cluster: RunningCluster, path: str, accept: str = "application/json") -> Any:
@@ -39,13 +41,19 @@ def events(cluster: RunningCluster, path: str, accept: str = "application/json")
 
 
 def new_pod(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "w"}},
-            "spec": {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "60"]}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "w"}},
+        "spec": {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "60"]}]},
+    }
 
 
 def test_watch_list_sends_initial_events_then_the_end_bookmark(kubesim_session_cluster: RunningCluster) -> None:
-    stream = events(kubesim_session_cluster, "/api/v1/pods?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
-                    "&allowWatchBookmarks=true&timeoutSeconds=2")
+    stream = events(
+        kubesim_session_cluster,
+        "/api/v1/pods?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=2",
+    )
     seen: list[dict[str, Any]] = []
     for event in stream:
         seen.append(event)
@@ -57,7 +65,8 @@ def test_watch_list_sends_initial_events_then_the_end_bookmark(kubesim_session_c
     assert bookmark["kind"] == "Pod"
     assert bookmark["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
     assert int(bookmark["metadata"]["resourceVersion"]) >= max(
-        int(e["object"]["metadata"]["resourceVersion"]) for e in seen if e["type"] == "ADDED")
+        int(e["object"]["metadata"]["resourceVersion"]) for e in seen if e["type"] == "ADDED"
+    )
 
 
 def test_watch_from_resource_version_replays_and_follows(kubesim_cluster: RunningCluster) -> None:
@@ -67,8 +76,9 @@ def test_watch_from_resource_version_replays_and_follows(kubesim_cluster: Runnin
         created = json.loads(resp.read())
     assert created["metadata"]["uid"] and created["status"]["phase"] == "Pending"
     assert int(created["metadata"]["resourceVersion"]) > int(rv)
-    request(kubesim_cluster, "DELETE", f"{PODS}/watched", {"kind": "DeleteOptions", "apiVersion": "v1",
-                                                            "gracePeriodSeconds": 1}).close()
+    request(
+        kubesim_cluster, "DELETE", f"{PODS}/watched", {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 1}
+    ).close()
     types: list[str] = []
     started = time.monotonic()
     for event in events(kubesim_cluster, f"{PODS}?watch=true&labelSelector=app%3Dw&resourceVersion={rv}&timeoutSeconds=10"):
@@ -117,7 +127,16 @@ def test_discovery(kubesim_session_cluster: RunningCluster) -> None:
     assert version["major"] == "1" and version["minor"] == "37" and version["gitVersion"].startswith("v1.37.")
     assert get(kubesim_session_cluster, "/api")["versions"] == ["v1"]
     resources = {r["name"]: r for r in get(kubesim_session_cluster, "/api/v1")["resources"]}
-    for name in ("pods", "pods/ephemeralcontainers", "pods/attach", "pods/exec", "pods/log", "pods/status", "nodes", "namespaces"):
+    for name in (
+        "pods",
+        "pods/ephemeralcontainers",
+        "pods/attach",
+        "pods/exec",
+        "pods/log",
+        "pods/status",
+        "nodes",
+        "namespaces",
+    ):
         assert name in resources
     assert resources["pods/ephemeralcontainers"]["verbs"] == ["get", "patch", "update"]
     assert get(kubesim_session_cluster, "/apis") == {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
@@ -131,8 +150,12 @@ def test_kubectl_get_watch_prints_changes(kubesim_cluster: RunningCluster) -> No
 
     from kubesim.testing import KUBECTL
 
-    proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(kubesim_cluster.kubeconfig), "get", "pods", "-w",
-                             "--request-timeout=4s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(kubesim_cluster.kubeconfig), "get", "pods", "-w", "--request-timeout=4s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(1)
     request(kubesim_cluster, "POST", PODS, new_pod("late-arrival")).close()
     out, _ = proc.communicate(timeout=20)

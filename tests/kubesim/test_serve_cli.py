@@ -1,4 +1,5 @@
 """`python -m kubesim serve` as a real subprocess: ready line, loopback only, clean SIGTERM, audit log."""
+
 from __future__ import annotations
 
 import json
@@ -86,7 +87,10 @@ def test_serve_prints_ready_line_and_cleans_up_on_sigterm(tmp_path: Path) -> Non
 def test_serve_refuses_a_non_loopback_address(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "kubesim", "serve", "--kubeconfig", str(tmp_path / "kc"), "--address", "0.0.0.0"],
-        capture_output=True, text=True, timeout=30, cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     assert result.returncode == 2
@@ -98,8 +102,12 @@ def test_plain_http_and_state_file(tmp_path: Path) -> None:
     state = {
         "nodes": [{"metadata": {"name": "solo"}}],
         "namespaces": ["default", "team-a"],
-        "pods": [{"metadata": {"name": "web", "namespace": "team-a", "labels": {"app": "web"}},
-                  "spec": {"nodeName": "solo", "containers": [{"name": "web", "image": "busybox", "command": ["sleep", "60"]}]}}],
+        "pods": [
+            {
+                "metadata": {"name": "web", "namespace": "team-a", "labels": {"app": "web"}},
+                "spec": {"nodeName": "solo", "containers": [{"name": "web", "image": "busybox", "command": ["sleep", "60"]}]},
+            }
+        ],
     }
     with spawn_cluster(tmp_path, state=state, plain_http=True) as cluster:
         assert cluster.url.startswith("http://127.0.0.1:")
