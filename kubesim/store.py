@@ -28,6 +28,7 @@ class Event:
     resource: str
     type: str  # ADDED | MODIFIED | DELETED
     obj: dict[str, Any]
+    prev: dict[str, Any] | None = None  # MODIFIED: the object before, so watches can see selector changes
 
 
 @dataclass(eq=False)  # identity semantics: subscriptions live in a set
@@ -98,9 +99,10 @@ class Store:
         key = (resource, meta.get("namespace", ""), meta["name"])
         if key not in self._objects:
             raise not_found(resource, meta["name"])
+        prev = self._objects[key]
         self._bump(obj)
         self._objects[key] = obj
-        self._emit(resource, "MODIFIED", obj)
+        self._emit(resource, "MODIFIED", obj, prev)
         return copy.deepcopy(obj)
 
     def delete(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
@@ -113,8 +115,8 @@ class Store:
         return copy.deepcopy(obj)
 
     # watch -----------------------------------------------------------------
-    def _emit(self, resource: str, type_: str, obj: dict[str, Any]) -> None:
-        event = Event(self._rv, resource, type_, copy.deepcopy(obj))
+    def _emit(self, resource: str, type_: str, obj: dict[str, Any], prev: dict[str, Any] | None = None) -> None:
+        event = Event(self._rv, resource, type_, copy.deepcopy(obj), copy.deepcopy(prev) if prev is not None else None)
         self._history.append(event)
         for sub in list(self._subs):
             if sub.resource == resource and (sub.namespace is None or sub.namespace == obj["metadata"].get("namespace", "")):

@@ -54,6 +54,21 @@ class WatchWriter:
         await self.resp.write((line + "\n").encode())
 
 
+async def _send_filtered(writer: WatchWriter, event: Event, match: Callable[[dict[str, Any]], bool]) -> None:
+    """Like the watch cache: an update that moves an object in or out of the selection is ADDED/DELETED."""
+    now = match(event.obj)
+    if event.type == "MODIFIED" and event.prev is not None:
+        before = match(event.prev)
+        if now and before:
+            await writer.send("MODIFIED", event.obj)
+        elif now:
+            await writer.send("ADDED", event.obj)
+        elif before:
+            await writer.send("DELETED", event.obj)
+    elif now:
+        await writer.send(event.type, event.obj)
+
+
 async def serve(
     request: web.Request,
     store: Store,
@@ -112,8 +127,7 @@ async def serve(
         if send_initial:
             await writer.bookmark(start_rv, initial_end=True)
         for event in replay:
-            if match(event.obj):
-                await writer.send(event.type, event.obj)
+            await _send_filtered(writer, event, match)
         last_bookmark = time.monotonic()
         while True:
             wait = 1.0
@@ -136,8 +150,7 @@ async def serve(
                 break
             if event.rv <= start_rv and not replay and since is None:
                 continue
-            if match(event.obj):
-                await writer.send(event.type, event.obj)
+            await _send_filtered(writer, event, match)
     except ConnectionResetError:
         # The client hung up mid-write: a normal end for a watch.
         return resp

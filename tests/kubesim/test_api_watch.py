@@ -161,3 +161,29 @@ def test_kubectl_get_watch_prints_changes(kubesim_cluster: RunningCluster) -> No
     out, _ = proc.communicate(timeout=20)
     assert out.splitlines()[0].split()[:3] == ["NAME", "READY", "STATUS"]
     assert any(line.startswith("late-arrival") for line in out.splitlines())
+
+
+def test_label_change_moves_a_pod_in_and_out_of_a_watch(kubesim_cluster: RunningCluster) -> None:
+    rv = get(kubesim_cluster, PODS)["metadata"]["resourceVersion"]
+    name = "distroless-nginx-7c9d8f6b5d-x2k4q"
+
+    def label(value: str | None) -> None:
+        req = urllib.request.Request(  # noqa: S310 - always the cluster's own URL
+            f"{kubesim_cluster.url}{PODS}/{name}",
+            data=json.dumps({"metadata": {"labels": {"tier": value}}}).encode(),
+            method="PATCH",
+        )
+        req.add_header("Authorization", f"Bearer {kubesim_cluster.token}")
+        req.add_header("Content-Type", "application/merge-patch+json")
+        ctx = ssl.create_default_context(cafile=str(kubesim_cluster.ca_file))
+        urllib.request.urlopen(req, context=ctx, timeout=10).close()  # noqa: S310
+
+    label("front")
+    label("back")
+    label("front")
+    seen = [
+        e["type"]
+        for e in events(kubesim_cluster, f"{PODS}?watch=true&labelSelector=tier%3Dfront&resourceVersion={rv}&timeoutSeconds=1")
+    ]
+    # (status updates from the runtime may add MODIFIED events while the pod is selected)
+    assert [t for t in seen if t != "MODIFIED"] == ["ADDED", "DELETED", "ADDED"] and seen[0] == "ADDED"
