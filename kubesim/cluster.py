@@ -9,7 +9,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from kubesim import podstatus
+from kubesim import podsecurity, podstatus
 from kubesim.errors import ApiError, conflict, invalid, not_found
 from kubesim.state import State
 from kubesim.store import Store, now_rfc3339
@@ -190,6 +190,7 @@ class Cluster:
         if errors:
             raise invalid("Pod", meta.get("name") or meta.get("generateName", ""), errors)
         self._require_namespace(namespace)
+        podsecurity.check(self.store.peek("namespaces", "", namespace), pod)
         for key in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"):
             meta.pop(key, None)
         default_pod(pod)
@@ -267,6 +268,8 @@ class Cluster:
         errors = validate_ephemeral_update(old, new)
         if errors:
             raise invalid("Pod", name, errors)
+        # Admission runs after validation; it sees the whole pod, new ephemeral containers included.
+        podsecurity.check(self.store.peek("namespaces", "", namespace), new)
         if new == old:
             return old
         updated = self.store.update("pods", new)
