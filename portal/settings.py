@@ -7,6 +7,7 @@ Any bad value stops start-up with a message naming the setting.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -27,7 +28,7 @@ if not SECRET_KEY:
             "SECRET_KEY is required (set SECRET_KEY or SECRET_KEY_FILE); "
             "only demo mode (EPHEMERA_DEMO=1) or DEBUG=1 may run without one"
         )
-    SECRET_KEY = "ephemera-insecure-demo-key-not-for-production"
+    SECRET_KEY = "ephemera-insecure-demo-key-not-for-production"  # noqa: S105  (demo/debug only, refused otherwise)
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if (DEMO or DEBUG) else [])
 if not ALLOWED_HOSTS:
@@ -134,6 +135,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+if DEMO or DEBUG:
+    # Served straight from the finders here; STATIC_ROOT exists only after collectstatic.
+    warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
