@@ -36,6 +36,10 @@ class DebugSession(models.Model):
     # an ended or failed session is re-checked, so a crash between "ended" and "killed"
     # can't leave a shell running.
     cluster_clean_at = models.DateTimeField(null=True, blank=True)
+    # The one provisioner allowed to touch the cluster for this session (a random token, set
+    # under the row lock). A second provisioner (a retry, a second thread) sees it and backs
+    # off instead of adding a container of its own or killing the winner's shell.
+    provision_claim = models.CharField(max_length=32, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

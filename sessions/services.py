@@ -103,6 +103,25 @@ def session_create_for_request(*, request: DebugRequest, origin: AuditOrigin | N
     return session
 
 
+def _claim(session_id: uuid.UUID | str) -> bool:
+    """Make this call the session's only provisioner; False if it is taken or no longer provisioning.
+
+    Nobody re-claims: a provisioner that died with the claim leaves the session to the
+    reaper, which fails it and sweeps whatever it had created.
+    """
+    with transaction.atomic():
+        session = _locked(session_id)
+        if session.status != SessionStatus.PROVISIONING or session.provision_claim:
+            return False
+        session.provision_claim = uuid.uuid4().hex
+        session.save(update_fields=["provision_claim"])
+        return True
+
+
+def _is_over(session_id: uuid.UUID | str) -> bool:
+    return DebugSession.objects.filter(pk=session_id, status__in=[SessionStatus.ENDED, SessionStatus.FAILED]).exists()
+
+
 def _set_progress(session_id: uuid.UUID | str, progress: str, *, container_name: str | None = None) -> bool:
     """Store and publish progress; False if the session is no longer provisioning."""
     with transaction.atomic():
@@ -176,9 +195,9 @@ def session_provision(*, session_id: uuid.UUID | str) -> None:
 
     Ends with the session running, or failed with a message a person can act on.
     """
-    session = DebugSession.objects.select_related("request").get(pk=session_id)
-    if session.status != SessionStatus.PROVISIONING:
+    if not _claim(session_id):
         return
+    session = DebugSession.objects.select_related("request").get(pk=session_id)
     req = session.request
     where = f"{session.namespace}/{session.pod}"
     try:
@@ -205,7 +224,7 @@ def session_provision(*, session_id: uuid.UUID | str) -> None:
                 _fail(session_id, failure)
                 return
             if state.state == "running":
-                if not _mark_running(session_id):
+                if not _mark_running(session_id) and _is_over(session_id):
                     _stop_in_cluster(session_id)  # ended while we were waiting: don't leave a shell behind
                 return
             if not _set_progress(session_id, state.describe()):
