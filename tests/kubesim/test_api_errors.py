@@ -311,7 +311,22 @@ def test_fault_injection_status_delay_and_times(kubesim_cluster: RunningCluster)
 
 @pytest.mark.slow
 def test_unreachable_then_back(kubesim_cluster: RunningCluster) -> None:
+    # An open watch is dropped too.
+    req = urllib.request.Request(  # noqa: S310 - always the cluster's own URL
+        kubesim_cluster.url + "/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=30"
+    )
+    req.add_header("Authorization", f"Bearer {kubesim_cluster.token}")
+    ctx = ssl.create_default_context(cafile=str(kubesim_cluster.ca_file))
+    watch = urllib.request.urlopen(req, context=ctx, timeout=10)  # noqa: S310
+    watch.readline()  # the first synthetic ADDED event: the watch is established
     kubesim_cluster.faults.unreachable(2)
+    started = time.monotonic()
+    with pytest.raises(Exception):  # noqa: B017 - EOF mid-chunk or reset, depending on timing
+        while watch.readline():
+            pass
+        raise ConnectionError("watch ended")
+    assert time.monotonic() - started < 2
+    watch.close()
     time.sleep(0.3)
     assert not kubesim_cluster.faults.healthz(timeout=1)
     result = kubesim_cluster.kubectl("get", "pods", "--request-timeout=1s")

@@ -102,3 +102,30 @@ def test_stream_preconditions(kubesim_cluster: RunningCluster) -> None:
     result = kubesim_cluster.kubectl("exec", "two", "-c", "b", "--", "true")
     assert result.returncode == 1
     assert 'container not found ("b")' in result.stderr
+
+
+def test_cut_streams_drops_an_open_attach(kubesim_cluster: RunningCluster) -> None:
+    async def scenario() -> tuple[int, aiohttp.WSMsgType]:
+        path = f"{PAYMENTS}/attach?container=api&stdout=true"
+        headers = {"Authorization": f"Bearer {kubesim_cluster.token}"}
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(
+                kubesim_cluster.url.replace("https", "wss") + path,
+                protocols=["v5.channel.k8s.io"],
+                headers=headers,
+                ssl=ssl_ctx(kubesim_cluster),
+            ) as ws:
+                await asyncio.sleep(0.3)
+                loop = asyncio.get_running_loop()
+                cut = await loop.run_in_executor(None, lambda: kubesim_cluster.faults.cut_streams(namespace="payments"))
+                while True:
+                    msg = await asyncio.wait_for(ws.receive(), 10)
+                    if msg.type != aiohttp.WSMsgType.BINARY:
+                        return cut, msg.type
+
+    cut, last = asyncio.run(scenario())
+    assert cut == 1
+    assert last in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    # The container itself keeps running.
+    code, pod = http(kubesim_cluster, "GET", PAYMENTS)
+    assert all("running" in s["state"] for s in pod["status"]["containerStatuses"])
