@@ -30,6 +30,8 @@ class DebugSession(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=32, blank=True)
+    # Why an approver or admin ended it (required for those); shown to the requester.
+    end_comment = models.TextField(blank=True)
     ended_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     failure_message = models.TextField(blank=True)
     # Set once the reaper has seen the session's processes gone from the cluster; until then

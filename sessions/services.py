@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -49,10 +49,24 @@ class SessionConflict(Exception):
     """The session is not in a state that allows this."""
 
 
+END_COMMENT_MAX_LENGTH = 2000
+# Ending someone else's session needs a reason: the requester sees it and the audit keeps it.
+_REASON_REQUIRED = frozenset({EndReason.REVOKED, EndReason.ADMIN})
+
+
+def end_message(session: DebugSession) -> str:
+    """What the requester is told about why their session is over."""
+    if session.failure_message:
+        return session.failure_message
+    label = EndReason(session.end_reason).label if session.end_reason in EndReason.values else session.end_reason
+    if session.end_comment:
+        who = f" ({session.ended_by.get_username()})" if session.ended_by_id else ""
+        return f"{label}{who}: {session.end_comment}"
+    return str(label)
+
+
 def _publish(session: DebugSession) -> None:
-    message = session.failure_message or (
-        EndReason(session.end_reason).label if session.end_reason in EndReason.values else session.end_reason
-    )  # type: ignore[attr-defined]
+    message = end_message(session)
     publish_on_commit(
         session_group(session.pk),
         {
@@ -276,26 +290,32 @@ def session_end(
     """
     if reason not in EndReason.values:
         raise ValueError(f"unknown end reason {reason!r}")
+    comment = (comment or "").strip()
+    if len(comment) > END_COMMENT_MAX_LENGTH:
+        raise ValidationError({"reason": [f"Keep the reason under {END_COMMENT_MAX_LENGTH} characters."]})
     with transaction.atomic():
         session = _locked(session_id)
         if actor is not None and not permissions.can_end_session(actor, session):
             raise PermissionDenied("You can't end this session.")
         if session.status not in LIVE_STATUSES:
             return session
+        if reason in _REASON_REQUIRED and actor is not None and not comment:
+            raise ValidationError({"reason": ["Say why you end this session (the requester sees this)."]})
         was_running = session.status == SessionStatus.RUNNING
         _move(session, SessionStatus.ENDED)
         session.ended_at = timezone.now()
         session.end_reason = str(reason)
         session.ended_by = actor
+        session.end_comment = comment
         session.progress = "ended"
-        session.save(update_fields=["status", "ended_at", "end_reason", "ended_by", "progress"])
+        session.save(update_fields=["status", "ended_at", "end_reason", "ended_by", "end_comment", "progress"])
         record_event(
             action="session.ended",
             actor=actor,
             request=session.request,
             session=session,
             origin=origin,
-            data={"reason": str(reason), "comment": (comment or "")[:2000]},
+            data={"reason": str(reason), "comment": comment},
         )
         _publish(session)
     if was_running:

@@ -6,5 +6,6 @@ from sessions import views
 
 urlpatterns = [
     path("<uuid:session_id>/", views.session_detail, name="session_detail"),
+    path("<uuid:session_id>/end", views.session_end, name="session_end"),
     path("<uuid:session_id>/status.json", views.session_status, name="session_status"),
 ]

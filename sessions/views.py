@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
-from portal.permissions import can_use_terminal, can_view_request
+from portal.audit import AuditOrigin
+from portal.permissions import can_end_session, can_use_terminal, can_view_request
+from sessions import services
+from sessions.choices import LIVE_STATUSES
 from sessions.models import DebugSession
 
 
@@ -27,6 +32,7 @@ def _status(session: DebugSession) -> dict:
         "progress": session.progress,
         "failure_message": session.failure_message,
         "end_reason": session.end_reason,
+        "end_message": services.end_message(session) if session.status not in LIVE_STATUSES else "",
         "expires_at": session.expires_at.isoformat() if session.expires_at else None,
         "ended_at": session.ended_at.isoformat() if session.ended_at else None,
     }
@@ -45,6 +51,11 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:  # type: i
             "debug_request": session.request,
             "is_requester": is_requester,
             "can_use_terminal": can_use_terminal(request.user, session),
+            # Approvers and admins may end someone else's live session, with a reason.
+            "can_revoke": not is_requester
+            and session.status in LIVE_STATUSES
+            and can_end_session(request.user, session),
+            "end_message": services.end_message(session) if session.status not in LIVE_STATUSES else "",
             "status_json": _status(session),
         },
     )
@@ -55,3 +66,25 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:  # type: i
 def session_status(request: HttpRequest, session_id) -> JsonResponse:  # type: ignore[no-untyped-def]
     session = _session_for(request.user, session_id)
     return JsonResponse(_status(session))
+
+
+@login_required
+@require_POST
+def session_end(request: HttpRequest, session_id) -> HttpResponse:  # type: ignore[no-untyped-def]
+    """The revoke / admin-end form on the session page; the same service as the API."""
+    session = _session_for(request.user, session_id)
+    try:
+        services.session_end(
+            session_id=session.pk,
+            actor=request.user,
+            reason=services.end_reason_for(request.user, session),
+            origin=AuditOrigin.from_request(request),
+            comment=request.POST.get("reason", ""),
+        )
+    except PermissionDenied:
+        messages.error(request, "You can't end this session.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "The session is ended; its shell is being stopped.")
+    return redirect("session_detail", session_id=session.pk)

@@ -113,7 +113,7 @@ def test_session_detail(who: str, client_as: Any, people: Any, make_request: Any
 @pytest.mark.parametrize("who", CALLERS)
 def test_session_end(who: str, client_as: Any, people: Any, make_request: Any) -> None:
     session = _approved(people, make_request).session
-    resp = client_as(who).post(f"/api/v1/sessions/{session.pk}/end")
+    resp = client_as(who).post(f"/api/v1/sessions/{session.pk}/end", {"reason": "incident over"}, format="json")
     assert resp.status_code == EXPECTED_END[who], resp.content
     session.refresh_from_db()
     assert session.status == ("ended" if who in ("alice", "bob") else "provisioning")

@@ -170,12 +170,12 @@ def test_ending_publishes_the_reason(people: Any, make_request: Any, django_capt
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(session_group(req.session.pk), channel)
     with django_capture_on_commit_callbacks(execute=True):
-        services.session_end(session_id=req.session.pk, actor=people.bob, reason=EndReason.REVOKED)
+        services.session_end(session_id=req.session.pk, actor=people.bob, reason=EndReason.REVOKED, comment="incident over")
     message = async_to_sync(_receive_now)(layer, channel)
     assert message == {
         "type": "session.changed",
         "id": str(req.session.pk),
         "status": "ended",
         "progress": "ended",
-        "message": "Revoked by an approver",
+        "message": "Revoked by an approver (bob): incident over",
     }

@@ -57,7 +57,7 @@ async def test_ending_the_session_closes_the_terminal(term_session, term_users):
     try:
         await _ready(term)
         await term.run("echo before-end", "x")
-        await sync_to_async(session_end)(session_id=sid, actor=term_users.bob, reason="revoked")
+        await sync_to_async(session_end)(session_id=sid, actor=term_users.bob, reason="revoked", comment="incident over")
         assert await term.until_closed(15) == protocol.CLOSE_GONE
         assert any(s["event"] == "ended" and s["message"] for s in term.statuses)
     finally:
