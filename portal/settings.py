@@ -191,6 +191,9 @@ EPHEMERA_KUBE_CONTEXT = env("EPHEMERA_KUBE_CONTEXT")
 EPHEMERA_CLUSTER_NAME = env("EPHEMERA_CLUSTER_NAME", "default")
 # Terminal websocket: Origins allowed besides ALLOWED_HOSTS' own.
 EPHEMERA_WS_ALLOWED_ORIGINS = envlist("EPHEMERA_WS_ALLOWED_ORIGINS", [])
+# Session recordings always hold output and resizes; typed input (and the commands derived
+# from it) too unless this is off, e.g. where people type secrets into debug shells.
+EPHEMERA_RECORD_INPUT = envbool("EPHEMERA_RECORD_INPUT", True)
 
 LOGGING = {
     "version": 1,
