@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from typing import Any
@@ -98,11 +99,12 @@ class Handlers:
             raise ApiError(410, "Expired", f"too old resource version: {rv_param} ({self.store.resource_version})")
         items = [o for o in self.store.list(info.resource, namespace) if match(o)]
         rv = str(self.store.resource_version)
+        items, list_meta = _paginate(items, request.query.get("limit"), request.query.get("continue"), rv)
         if tables.wants_table(request.headers.get("Accept", "")) and info.resource in tables.COLUMNS:
-            return json_response(tables.table(info.resource, items, rv, request.query.get("includeObject", "Metadata")))
-        return json_response(
-            {"kind": KIND[info.resource] + "List", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}
-        )
+            table = tables.table(info.resource, items, rv, request.query.get("includeObject", "Metadata"))
+            table["metadata"] = list_meta
+            return json_response(table)
+        return json_response({"kind": KIND[info.resource] + "List", "apiVersion": "v1", "metadata": list_meta, "items": items})
 
     # writes ----------------------------------------------------------------
     async def _create(self, request: web.Request, info: RequestInfo) -> web.Response:
@@ -240,6 +242,33 @@ class Handlers:
                 current = self.store.update("pods", current)
             return json_response(current)
         raise path_not_found()
+
+
+def _paginate(
+    items: list[dict[str, Any]], limit: str | None, token: str | None, rv: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """limit/continue over the (namespace, name)-sorted list; the token is the last key served.
+
+    Unlike etcd, a continued list sees the current state rather than a snapshot at the first page's rv.
+    """
+    meta: dict[str, Any] = {"resourceVersion": rv}
+    if token:
+        try:
+            after = json.loads(base64.urlsafe_b64decode(token.encode()))
+            start = (str(after[0]), str(after[1]))
+        except (ValueError, TypeError, IndexError) as e:
+            raise bad_request("continue key is not valid: illegal base64 data at input byte 0") from e
+        items = [o for o in items if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > start]
+    try:
+        size = int(limit) if limit else 0
+    except ValueError as e:
+        raise bad_request(f"invalid limit: {limit}") from e
+    if size > 0 and len(items) > size:
+        last = items[size - 1]["metadata"]
+        meta["continue"] = base64.urlsafe_b64encode(json.dumps([last.get("namespace", ""), last["name"]]).encode()).decode()
+        meta["remainingItemCount"] = len(items) - size
+        items = items[:size]
+    return items, meta
 
 
 def _without_images(spec: dict[str, Any]) -> dict[str, Any]:

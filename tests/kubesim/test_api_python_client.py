@@ -181,3 +181,15 @@ def test_logs(core: client.CoreV1Api) -> None:
         time.sleep(0.1)
     assert text == "one\ntwo\n"
     assert core.read_namespaced_pod_log(POD, "default", container="talker", tail_lines=1) == "two\n"
+
+
+def test_paginated_list(core: client.CoreV1Api) -> None:
+    first = core.list_pod_for_all_namespaces(limit=3)
+    assert len(first.items) == 3 and first.metadata.remaining_item_count == 1 and first.metadata._continue
+    rest = core.list_pod_for_all_namespaces(limit=3, _continue=first.metadata._continue)
+    assert len(rest.items) == 1 and not rest.metadata._continue
+    names = [p.metadata.name for p in first.items + rest.items]
+    assert names == [p.metadata.name for p in core.list_pod_for_all_namespaces().items]
+    with pytest.raises(ApiException) as err:
+        core.list_pod_for_all_namespaces(limit=1, _continue="!!!")
+    assert err.value.status == 400
