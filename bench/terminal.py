@@ -311,9 +311,11 @@ def main() -> None:
         user, token = make_user_and_token()
         print(f"kubesim on {cluster.url}; provisioning {1 + args.idle} sessions...", flush=True)
         session, *idle = make_sessions(user, 1 + args.idle)
+        log_path = tmp / "daphne.log"
+        daphne_log = open(log_path, "w")  # noqa: SIM115 (closed with the process)
         daphne = subprocess.Popen(
             [str(ROOT / ".venv/bin/daphne"), "-b", "127.0.0.1", "-p", str(port), "portal.asgi:application"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT, env={**os.environ, **env}, stdout=daphne_log, stderr=subprocess.STDOUT, text=True,
         )
         try:
             deadline = time.monotonic() + 30
@@ -325,7 +327,7 @@ def main() -> None:
                     if time.monotonic() > deadline or daphne.poll() is not None:
                         raise RuntimeError("daphne did not start") from None
                     time.sleep(0.1)
-            print(f"portal (daphne pid {daphne.pid}) on 127.0.0.1:{port}", flush=True)
+            print(f"portal (daphne pid {daphne.pid}) on 127.0.0.1:{port}; log {log_path}", flush=True)
             asyncio.run(measure(args, port, token, session, idle, daphne.pid))
         finally:
             daphne.terminate()
@@ -333,6 +335,7 @@ def main() -> None:
                 daphne.wait(10)
             except subprocess.TimeoutExpired:
                 daphne.kill()
+            daphne_log.close()
 
 
 if __name__ == "__main__":

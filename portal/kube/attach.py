@@ -9,6 +9,8 @@ are never logged or put into an error message.
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.sslproto
 import json
 import logging
 from dataclasses import dataclass, field
@@ -21,6 +23,14 @@ import aiohttp
 from portal.kube.config import KubeConnection
 
 log = logging.getLogger(__name__)
+
+# asyncio gives every TLS connection a zero-filled read buffer of SSLProtocol.max_size
+# (256 KiB): with one TLS attach stream per open terminal that alone was most of an idle
+# terminal's memory (bench/terminal.py). 64 KiB reads still keep a flood fast (one read
+# fills a coalesced frame), so lower it, process-wide, once.
+_TLS_READ_BUFFER = 64 * 1024
+if getattr(asyncio.sslproto.SSLProtocol, "max_size", 0) > _TLS_READ_BUFFER:
+    asyncio.sslproto.SSLProtocol.max_size = _TLS_READ_BUFFER
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
