@@ -52,3 +52,8 @@ class DebugSession(models.Model):
     @property
     def websocket_path(self) -> str:
         return f"/ws/sessions/{self.id}/terminal"
+
+
+# Models of sub-packages live in their own files but belong to this app (label debug_sessions).
+from sessions.recording.models import Recording, RecordingChunk, SessionCommand  # noqa: E402,F401
+from sessions.review.models import SessionReview  # noqa: E402,F401
