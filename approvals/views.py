@@ -209,7 +209,9 @@ def _cluster_call(fn: Callable[[KubeClient], list[str]], *, not_found: str) -> J
     except KubeForbidden as exc:
         return JsonResponse({"error": f"The cluster refused the lookup: {exc.message}"}, status=502)
     except KubeError as exc:
-        return JsonResponse({"error": f"The cluster can't be reached right now ({exc.message}). Try again in a moment."}, status=503)
+        return JsonResponse(
+            {"error": f"The cluster can't be reached right now ({exc.message}). Try again in a moment."}, status=503
+        )
 
 
 @login_required

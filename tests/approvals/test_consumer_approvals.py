@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -78,27 +76,17 @@ async def test_foreign_origin_is_refused():
     comm = WebsocketCommunicator(
         application,
         "/ws/approvals",
-        headers=[(b"origin", b"https://evil.example"), (b"host", b"localhost"), (b"cookie", await sync_to_async(_cookie_for)(bob))],
+        headers=[
+            (b"origin", b"https://evil.example"),
+            (b"host", b"localhost"),
+            (b"cookie", await sync_to_async(_cookie_for)(bob)),
+        ],
     )
     try:
         connected, _ = await comm.connect()
         assert not connected
     finally:
         await comm.disconnect()
-
-
-@pytest.fixture
-def cluster(kubesim_session_cluster, settings):
-    from portal.kube import reset_client
-    from portal.kube.config import reset as reset_connection
-
-    settings.EPHEMERA_KUBECONFIG = str(kubesim_session_cluster.kubeconfig)
-    settings.EPHEMERA_KUBE_CONTEXT = ""
-    reset_client()
-    reset_connection()
-    yield kubesim_session_cluster
-    reset_client()
-    reset_connection()
 
 
 def _create_through_the_form(alice: User) -> str:
@@ -122,7 +110,7 @@ def _create_through_the_form(alice: User) -> str:
     return resp["Location"].rstrip("/").rsplit("/", 1)[-1]
 
 
-async def test_approver_hears_when_alice_creates_a_request(cluster):
+async def test_approver_hears_when_alice_creates_a_request(kube):
     bob = await sync_to_async(_user)("bob", approver=True)
     alice = await sync_to_async(_user)("alice")
     bob_ws = await _communicator(bob)

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.choices import RequestStatus
-from approvals.models import Decision, DebugRequest
+from approvals.models import DebugRequest, Decision
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -107,7 +107,9 @@ def test_anonymous_is_sent_to_login_for_request_pages(users, alice_request):
 
 
 # --- request detail ----------------------------------------------------------------------
-@pytest.mark.parametrize(("who", "status"), [("alice", 200), ("bob", 200), ("carol", 200), ("dave", 200), ("admin", 200), ("eve", 404)])
+@pytest.mark.parametrize(
+    ("who", "status"), [("alice", 200), ("bob", 200), ("carol", 200), ("dave", 200), ("admin", 200), ("eve", 404)]
+)
 def test_request_detail_visibility(users, alice_request, who, status):
     resp = client_for(users, who).get(reverse("request_detail", args=[alice_request.pk]))
     assert resp.status_code == status
@@ -137,7 +139,9 @@ def test_an_approver_sees_no_buttons_on_their_own_request(users):
 # --- decide -------------------------------------------------------------------------------
 @pytest.mark.parametrize(("who", "status"), [("alice", 403), ("dave", 403), ("eve", 404)])
 def test_only_approvers_may_decide(users, alice_request, who, status):
-    resp = client_for(users, who).post(reverse("request_decide", args=[alice_request.pk]), {"verdict": "approve", "comment": "ok"})
+    resp = client_for(users, who).post(
+        reverse("request_decide", args=[alice_request.pk]), {"verdict": "approve", "comment": "ok"}
+    )
     assert resp.status_code == status
     alice_request.refresh_from_db()
     assert alice_request.status == RequestStatus.PENDING
@@ -154,7 +158,9 @@ def test_approver_cannot_decide_own_request(users):
 
 def test_approver_denies_with_comment(users, alice_request):
     client = client_for(users, "bob")
-    resp = client.post(reverse("request_decide", args=[alice_request.pk]), {"verdict": "deny", "comment": "use the staging pod"}, follow=True)
+    resp = client.post(
+        reverse("request_decide", args=[alice_request.pk]), {"verdict": "deny", "comment": "use the staging pod"}, follow=True
+    )
     assert resp.status_code == 200
     alice_request.refresh_from_db()
     assert alice_request.status == RequestStatus.DENIED
@@ -218,7 +224,9 @@ def test_requester_cancels(users, alice_request):
 
 # --- approvals queue ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["approvals", "approvals_pending"])
-@pytest.mark.parametrize(("who", "status"), [("alice", 403), ("bob", 200), ("carol", 200), ("dave", 403), ("eve", 403), ("admin", 200)])
+@pytest.mark.parametrize(
+    ("who", "status"), [("alice", 403), ("bob", 200), ("carol", 200), ("dave", 403), ("eve", 403), ("admin", 200)]
+)
 def test_approvals_queue_is_for_approvers(users, alice_request, name, who, status):
     resp = client_for(users, who).get(reverse(name))
     assert resp.status_code == status

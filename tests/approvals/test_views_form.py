@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
 
@@ -22,38 +21,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def cluster(kubesim_session_cluster, settings):
-    """Point the portal's one kube seam at the shared kubesim for this test."""
-    kubesim_session_cluster.faults.clear()
-    settings.EPHEMERA_KUBECONFIG = str(kubesim_session_cluster.kubeconfig)
-    settings.EPHEMERA_KUBE_CONTEXT = ""
-    reset_client()
-    reset_connection()
-    yield kubesim_session_cluster
-    kubesim_session_cluster.faults.clear()
-    reset_client()
-    reset_connection()
-
-
-@pytest.fixture
-def alice(settings) -> User:
-    Group.objects.get_or_create(name=settings.EPHEMERA_APPROVER_GROUP)
-    return User.objects.create_user("alice", "alice@example.test", "alice-pass")
-
-
-@pytest.fixture
 def alice_client(alice) -> Client:
     client = Client()
     client.force_login(alice)
     return client
-
-
-@pytest.fixture
-def nginx_pod(alice_client, cluster) -> str:
-    pods = alice_client.get("/cluster/namespaces/default/pods").json()["items"]
-    matches = [p for p in pods if p.startswith("distroless-nginx-")]
-    assert matches, pods
-    return matches[0]
 
 
 def valid_post(nginx_pod: str, **overrides: str) -> dict[str, str]:
@@ -76,7 +47,7 @@ def field_errors(resp) -> dict[str, list[str]]:
 
 
 # --- cluster lookups ----------------------------------------------------------------------
-def test_namespaces_come_from_the_cluster(alice_client, cluster):
+def test_namespaces_come_from_the_cluster(alice_client, kube):
     resp = alice_client.get(reverse("cluster_namespaces"))
     assert resp.status_code == 200
     assert {"default", "payments", "kube-system"} <= set(resp.json()["items"])
@@ -89,19 +60,21 @@ def test_pods_and_containers_come_from_the_cluster(alice_client, nginx_pod):
     assert resp.json() == {"items": ["distroless-nginx-ctr"]}
 
 
-def test_unknown_pod_is_a_clear_404(alice_client, cluster):
+def test_unknown_pod_is_a_clear_404(alice_client, kube):
     resp = alice_client.get(reverse("cluster_containers", args=["default", "no-such-pod"]))
     assert resp.status_code == 404
     assert resp.json() == {"error": "Pod default/no-such-pod does not exist."}
 
 
-def test_invalid_names_never_reach_the_cluster(alice_client, cluster):
+def test_invalid_names_never_reach_the_cluster(alice_client, kube):
     resp = alice_client.get("/cluster/namespaces/Bad_NS/pods")
     assert resp.status_code == 400
     assert "not a valid namespace name" in resp.json()["error"]
 
 
-def test_cluster_failure_is_a_clear_message_without_secrets(alice_client, cluster):
+# Fault injection gets a kubesim of its own (fresh_kube), so the shared one stays healthy.
+def test_cluster_failure_is_a_clear_message_without_secrets(alice_client, fresh_kube):
+    cluster = fresh_kube
     cluster.faults.add(500, path="^/api/v1/namespaces$", message="etcd is on fire")
     resp = alice_client.get(reverse("cluster_namespaces"))
     assert resp.status_code == 503
@@ -111,7 +84,8 @@ def test_cluster_failure_is_a_clear_message_without_secrets(alice_client, cluste
     assert "Traceback" not in body
 
 
-def test_forbidden_lookup_is_reported(alice_client, cluster):
+def test_forbidden_lookup_is_reported(alice_client, fresh_kube):
+    cluster = fresh_kube
     cluster.faults.add(403, path="^/api/v1/namespaces/payments/pods$", message='pods is forbidden: User "ephemera" cannot list')
     resp = alice_client.get(reverse("cluster_pods", args=["payments"]))
     assert resp.status_code == 502

@@ -24,7 +24,14 @@ from kubesim.testing import spawn_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = pytest.mark.browser
 
@@ -76,7 +83,9 @@ def portal_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         }
         env.pop("REDIS_URL", None)  # one Daphne process: the in-memory channel layer is enough
         for command in (["migrate", "--noinput"], ["seed_demo"]):
-            subprocess.run([sys.executable, "manage.py", *command], cwd=REPO, env=env, check=True, capture_output=True, timeout=120)
+            subprocess.run(
+                [sys.executable, "manage.py", *command], cwd=REPO, env=env, check=True, capture_output=True, timeout=120
+            )
         port = _free_port()
         # The server log goes to var/test/ (ignored by git) so it survives pytest's temp rotation.
         log_path = REPO / "var" / "test" / "browser-daphne.log"

@@ -151,7 +151,9 @@ def test_request_live_approval_terminal_and_end(browser, portal_url):
         try:
             expect(alice.locator("#session-status")).to_have_attribute("data-status", "ended", timeout=20000)
         except AssertionError as exc:
-            raise AssertionError(f"not ended; banner: {alice.locator('#terminal-banner').inner_text()!r}; dialogs: {dialogs}") from exc
+            raise AssertionError(
+                f"not ended; banner: {alice.locator('#terminal-banner').inner_text()!r}; dialogs: {dialogs}"
+            ) from exc
         expect(alice.locator("#terminal-banner")).to_contain_text(re.compile("ended", re.I), timeout=10000)
         assert dialogs and "End this debug session" in dialogs[0]
         wait_for_terminal_text(alice, r"(?i)ended")
