@@ -65,3 +65,27 @@ def can_end_session(user: Any, session: DebugSession) -> bool:
     if not _active(user):
         return False
     return session.request.requester_id == user.pk or is_approver(user) or is_admin(user)
+
+
+def can_view_recording(user: Any, session: DebugSession) -> bool:
+    """Recordings (replay, .cast, typed commands): auditors, admins and the session's own requester."""
+    if not _active(user):
+        return False
+    return session.request.requester_id == user.pk or is_auditor(user) or is_admin(user)
+
+
+def can_review_session(user: Any, session: DebugSession) -> bool:
+    """Marking a session reviewed: auditors and admins, never on their own session."""
+    return (is_auditor(user) or is_admin(user)) and session.request.requester_id != user.pk
+
+
+def can_watch_session(user: Any, session: DebugSession) -> bool:
+    """The read-only live view of a running session: approvers, auditors and admins."""
+    if session.status != SessionStatus.RUNNING:
+        return False
+    return is_approver(user) or is_auditor(user) or is_admin(user)
+
+
+def can_see_all_sessions(user: Any) -> bool:
+    """The session history beyond one's own: auditors and admins."""
+    return is_auditor(user) or is_admin(user)
