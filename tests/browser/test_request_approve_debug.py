@@ -90,6 +90,7 @@ def test_request_live_approval_terminal_and_end(browser, portal_url):
         expect(alice.get_by_role("radio", name="general", exact=True)).to_be_checked()
         alice.get_by_label("Reason", exact=True).fill("nginx workers look stuck; checking ps")
         alice.get_by_label("Duration (minutes)", exact=True).fill("15")
+        alice.screenshot(path=str(SCREENSHOTS / "request-form.png"), full_page=True)
         alice.get_by_role("button", name="Request access").click()
         expect(alice).to_have_url(re.compile(r"/requests/[0-9a-f-]{36}/$"))
         expect(alice.get_by_text("sent to the approvers")).to_be_visible()
