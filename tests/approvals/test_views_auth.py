@@ -266,3 +266,38 @@ def test_login_page_shows_demo_users_in_demo_mode(settings):
     body = Client().get(reverse("login")).content.decode()
     assert "alice-demo-pass" in body
     assert "bob-demo-pass" in body
+
+
+def test_login_page_hides_demo_users_outside_demo_mode(settings):
+    settings.DEMO = False
+    body = Client().get(reverse("login")).content.decode()
+    assert "demo-pass" not in body
+
+
+def test_unknown_request_is_404(users):
+    resp = client_for(users, "admin").get(reverse("request_detail", args=["00000000-0000-4000-8000-000000000000"]))
+    assert resp.status_code == 404
+
+
+def test_session_is_linked_from_home_and_detail(users):
+    from sessions.models import DebugSession
+
+    req = make_request(users["alice"], status=RequestStatus.APPROVED, decided_at=timezone.now())
+    session = DebugSession.objects.create(
+        request=req, created_at=timezone.now(), namespace="default", pod=req.pod, container_name="debugger-abcde"
+    )
+    link = reverse("session_detail", args=[session.pk])
+    alice = client_for(users, "alice")
+    assert link in alice.get(reverse("home")).content.decode()
+    detail = alice.get(reverse("request_detail", args=[req.pk])).content.decode()
+    assert link in detail
+    assert "Open the session" in detail
+    # Others who may see the request see the link too; the session page decides what they get.
+    assert link in client_for(users, "dave").get(reverse("request_detail", args=[req.pk])).content.decode()
+    assert client_for(users, "eve").get(reverse("request_detail", args=[req.pk])).status_code == 404
+
+
+def test_cancel_button_only_for_the_requester_while_pending(users, alice_request):
+    cancel = reverse("request_cancel", args=[alice_request.pk])
+    assert cancel in client_for(users, "alice").get(reverse("request_detail", args=[alice_request.pk])).content.decode()
+    assert cancel not in client_for(users, "bob").get(reverse("request_detail", args=[alice_request.pk])).content.decode()

@@ -166,3 +166,17 @@ def test_submitted_values_are_kept_after_an_error(alice_client, nginx_pod):
     body = resp.content.decode()
     assert f'data-initial="{nginx_pod}"' in body
     assert 'data-initial="distroless-nginx-ctr"' in body
+
+
+@pytest.mark.parametrize("who", ["alice", "bob", "dave", "eve", "admin_user"])
+def test_every_signed_in_user_may_list_the_cluster(request, kube, who):
+    client = Client()
+    client.force_login(request.getfixturevalue(who))
+    for url in ("/cluster/namespaces", "/cluster/namespaces/default/pods"):
+        resp = client.get(url)
+        assert resp.status_code == 200, (url, resp.content)
+        assert resp.json()["items"]
+
+
+def test_cluster_lookups_are_get_only(alice_client, kube):
+    assert alice_client.post(reverse("cluster_namespaces")).status_code == 405
