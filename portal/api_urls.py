@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from approvals import api as requests_api
 from sessions import api as sessions_api
+from sessions.recording import api as recording_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -15,4 +16,5 @@ urlpatterns = [
     path("v1/requests/<uuid:pk>/cancel", requests_api.RequestCancelView.as_view(), name="api-request-cancel"),
     path("v1/sessions/<uuid:pk>", sessions_api.SessionDetailView.as_view(), name="api-session"),
     path("v1/sessions/<uuid:pk>/end", sessions_api.SessionEndView.as_view(), name="api-session-end"),
+    path("v1/sessions/<uuid:pk>/recording.cast", recording_api.RecordingCastView.as_view(), name="api-session-recording"),
 ]

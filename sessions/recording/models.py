@@ -15,7 +15,9 @@ class Recording(models.Model):
     only advanced under this row's lock, so two writers can never take the same seq.
     """
 
-    session = models.OneToOneField("debug_sessions.DebugSession", primary_key=True, on_delete=models.PROTECT, related_name="recording")
+    session = models.OneToOneField(
+        "debug_sessions.DebugSession", primary_key=True, on_delete=models.PROTECT, related_name="recording"
+    )
     started_at = models.DateTimeField()  # time 0 of the cast's event times
     width = models.PositiveSmallIntegerField(null=True, blank=True)  # from the first resize
     height = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -1,0 +1,91 @@
+"""One session's recorder in this process: cheap appends on the terminal's hot path, batches out.
+
+The terminal calls output()/input()/resize()/marker() from the event loop; nothing here
+touches the database. `take()` hands the buffered events to the flusher (sessions.recording
+.live), which writes them in a thread; a failed write is put back and retried, so an outage
+of the database delays the recording instead of losing it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sessions.bridge.registry import ScreenTail
+from sessions.recording.cast import LineTracker, utf8_decoder
+
+WATCH_TAIL = 64 * 1024  # most output a watcher is sent per tick; a flood is cut to its tail
+
+
+@dataclass
+class Batch:
+    events: list[tuple[float, str, str]] = field(default_factory=list)  # (unix time, code, text)
+    commands: list[tuple[float, str]] = field(default_factory=list)
+    size: tuple[int, int] | None = None  # the first size seen, for the header
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.commands)
+
+
+class Recorder:
+    def __init__(self, session_id: str, *, record_input: bool) -> None:
+        self.session_id = session_id
+        self.record_input = record_input
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._batch = Batch()
+        self._first_size: tuple[int, int] | None = None
+        self._out = utf8_decoder()
+        self._in = utf8_decoder()
+        self._lines = LineTracker()
+        self.watch = ScreenTail(WATCH_TAIL)  # output not yet sent to watchers
+
+    def output(self, data: bytes) -> None:
+        text = self._out.decode(data)
+        with self._lock:
+            if text:
+                self._batch.events.append((time.time(), "o", text))
+            self.watch.append(data)
+
+    def input(self, data: bytes) -> None:
+        if not self.record_input:
+            return
+        now = time.time()
+        text = self._in.decode(data)
+        if not text:
+            return
+        commands = self._lines.feed(text)
+        with self._lock:
+            self._batch.events.append((now, "i", text))
+            self._batch.commands.extend((now, c) for c in commands)
+
+    def resize(self, cols: int, rows: int) -> None:
+        with self._lock:
+            if self._first_size is None:
+                self._first_size = self._batch.size = (cols, rows)
+            self._batch.events.append((time.time(), "r", f"{cols}x{rows}"))
+
+    def marker(self, label: str) -> None:
+        with self._lock:
+            self._batch.events.append((time.time(), "m", label))
+
+    def take(self) -> Batch:
+        with self._lock:
+            batch, self._batch = self._batch, Batch()
+        return batch
+
+    def put_back(self, batch: Batch) -> None:
+        """A write failed: its events go before anything buffered since."""
+        with self._lock:
+            self._batch.events[:0] = batch.events
+            self._batch.commands[:0] = batch.commands
+            self._batch.size = self._batch.size or batch.size
+
+    def take_watch(self) -> bytes:
+        with self._lock:
+            if not len(self.watch):
+                return b""
+            data = self.watch.snapshot()
+            self.watch = ScreenTail(WATCH_TAIL)
+        return data
