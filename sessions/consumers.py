@@ -21,7 +21,6 @@ from portal.kube.attach import AttachError, ChannelStream, open_attach
 from sessions.bridge import protocol, registry
 from sessions.bridge.access import terminal_access
 from sessions.bridge.pump import Pump
-from sessions.recording import live as recording
 from sessions.choices import EndReason, SessionStatus
 
 log = logging.getLogger(__name__)
@@ -43,6 +42,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.tasks: list[asyncio.Task] = []
         self.size: tuple[int, int] | None = None
         self.early_input = bytearray()
+        self.unacked_replay = 0
         self.group = ""
         # Accept first: a refusal before accept becomes a bare HTTP 403 and the browser
         # could not tell "log in again" from "session over".
@@ -61,8 +61,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if previous is not None:
             await previous.replaced()
 
-        from portal.events import session_group
         from portal.audit import AuditOrigin
+        from portal.events import session_group
         from sessions import services
 
         self.origin = AuditOrigin.from_scope(self.scope)
@@ -74,21 +74,20 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self._finish(protocol.CLOSE_GONE, "denied", "This terminal is no longer available.")
             return
         self.audited = True
-        self.terminal.record_connect(self.user.get_username())
-        self.recording = True
 
         tail = self.terminal.tail.snapshot()
         await self.send(
             bytes_data=protocol.status(
                 "connected",
-                ("Reattached: screen restored. " if tail else "Connected. ") + recording.notice(),
+                "Reattached: screen restored." if tail else "Connected.",
                 expires_at=self.expires_at.isoformat(),
                 reattached=bool(tail),
             )
         )
         if tail:
             await self.send(bytes_data=protocol.output(tail))
-        self.tasks.append(asyncio.create_task(self._bridge(initial_unacked=len(tail))))
+        self.unacked_replay = len(tail)
+        self.tasks.append(asyncio.create_task(self._bridge()))
         self.tasks.append(asyncio.create_task(self._expire()))
 
     # --- browser -> server ----------------------------------------------------------------
@@ -105,8 +104,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             elif kind == protocol.RESIZE:
                 await self._resize(*protocol.parse_resize(payload))
             elif kind == protocol.ACK:
+                count = protocol.parse_ack(payload)
                 if self.pump is not None:
-                    self.pump.ack(protocol.parse_ack(payload))
+                    self.pump.ack(count)
+                else:  # acks for the replayed tail, before the stream is up
+                    self.unacked_replay = max(0, self.unacked_replay - count)
             else:
                 raise protocol.ProtocolError(f"unknown message type {kind}")
         except protocol.ProtocolError as exc:
@@ -117,7 +119,6 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self._finish(protocol.CLOSE_UPSTREAM, "error", f"The cluster stream broke ({type(exc).__name__}).", reconnect=True)
 
     async def _input(self, data: bytes) -> None:
-        self.terminal.record_input(data)
         if self.stream is None:
             if len(self.early_input) + len(data) <= MAX_EARLY_INPUT:
                 self.early_input += data
@@ -127,7 +128,6 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def _resize(self, cols: int, rows: int) -> None:
         first = self.size is None
         self.size = (cols, rows)
-        self.terminal.record_resize(cols, rows)
         if self.stream is None:
             return
         if first:
@@ -145,7 +145,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     # --- server -> browser ----------------------------------------------------------------
 
-    async def _bridge(self, *, initial_unacked: int) -> None:
+    async def _bridge(self) -> None:
         from portal.kube.config import KubeConfigError, load_connection
 
         try:
@@ -167,7 +167,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             if self.early_input:
                 await self.stream.write(bytes(self.early_input))
                 self.early_input.clear()
-            self.pump = Pump(self.stream, self._send_frame, self.terminal.record_output, unacked=initial_unacked)
+            self.pump = Pump(self.stream, self._send_frame, self.terminal.record_output, unacked=self.unacked_replay)
             await self.pump.run()
             status = (self.pump.upstream_status or {}).get("message")
             problem = f"The cluster closed the terminal stream{': ' + status if status else ''}."
@@ -228,15 +228,14 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self.send(bytes_data=protocol.status(event, message, **extra))
         await self.close(code=code, reason=message[:120] if message else None)
         await self._release()
+        if code == protocol.CLOSE_GONE:
+            registry.forget(self.session_id)  # over for good: no reconnect will want the screen
 
     # --- teardown -------------------------------------------------------------------------
 
     async def disconnect(self, code: int) -> None:
         self.closing = True
         await self._release()
-        if getattr(self, "recording", False):
-            self.recording = False
-            await recording.disconnected(self.session_id)
         if self.audited:
             self.audited = False
             from sessions import services

@@ -30,8 +30,8 @@ TARGET_CONTAINER = "distroless-nginx-ctr"
 @pytest.fixture
 def term_kube(kubesim_session_cluster: Any, settings: Any) -> Any:
     """Point the portal at kubesim (the real HTTPS apiserver and attach websockets)."""
-    from portal.kube import reset_client
     from portal.kube import config as kube_config
+    from portal.kube import reset_client
 
     settings.EPHEMERA_KUBECONFIG = str(kubesim_session_cluster.kubeconfig)
     settings.EPHEMERA_KUBE_CONTEXT = ""
@@ -158,14 +158,15 @@ class Term:
                 raise AssertionError(f"timed out; close={self.close_code} statuses={self.statuses} tail={bytes(self.out[-400:])!r}")
             try:
                 await self.next(timeout=left)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 continue
 
     async def expect_output(self, needle: bytes, timeout: float = 15.0, start: int = 0) -> None:
         await self.until(lambda: needle in self.out[start:], timeout)
 
     async def until_closed(self, timeout: float = 15.0) -> int:
-        await self.until(lambda: self.close_code is not None, timeout) if self.close_code is None else None
+        if self.close_code is None:
+            await self.until(lambda: self.close_code is not None, timeout)
         return self.close_code  # type: ignore[return-value]
 
     async def type(self, text: str | bytes) -> None:
