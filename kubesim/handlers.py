@@ -88,9 +88,6 @@ class Handlers:
 
     async def _list(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         namespace = info.namespace or None
-        if namespace and info.resource == "pods":
-            # Listing in a missing namespace is an empty list, as in a real cluster.
-            pass
         match = self._matcher(request, info.resource)
         if info.verb == "watch":
             return await watch.serve(request, self.store, info.resource, namespace, match)

@@ -48,8 +48,6 @@ def parse(request: web.Request) -> RequestInfo:
     if info.resource == "namespaces":
         # A namespace object lives at cluster scope; its own name is not a "namespace" for RBAC.
         info.namespace = ""
-        if info.name == "" and len(rest) == 1:
-            pass
     collection = info.name == ""
     if method == "GET" or method == "HEAD":
         info.verb = "watch" if watch else ("list" if collection else "get")

@@ -10,7 +10,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -243,7 +242,3 @@ def _wait_ready(proc: subprocess.Popen[str], timeout: float) -> str:
         _, err = proc.communicate(timeout=5)
         raise RuntimeError(f"kubesim did not become ready (exit {proc.returncode}): {err}")
     return result[0]
-
-
-def temp_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="kubesim-"))
