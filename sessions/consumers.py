@@ -21,6 +21,7 @@ from portal.kube.attach import AttachError, ChannelStream, open_attach
 from sessions.bridge import protocol, registry
 from sessions.bridge.access import terminal_access
 from sessions.bridge.pump import Pump
+from sessions.recording import live as recording
 from sessions.choices import EndReason, SessionStatus
 
 log = logging.getLogger(__name__)
@@ -74,12 +75,14 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self._finish(protocol.CLOSE_GONE, "denied", "This terminal is no longer available.")
             return
         self.audited = True
+        self.terminal.record_connect(self.user.get_username())
+        self.recording = True
 
         tail = self.terminal.tail.snapshot()
         await self.send(
             bytes_data=protocol.status(
                 "connected",
-                "Reattached: screen restored." if tail else "Connected.",
+                ("Reattached: screen restored. " if tail else "Connected. ") + recording.notice(),
                 expires_at=self.expires_at.isoformat(),
                 reattached=bool(tail),
             )
@@ -119,6 +122,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self._finish(protocol.CLOSE_UPSTREAM, "error", f"The cluster stream broke ({type(exc).__name__}).", reconnect=True)
 
     async def _input(self, data: bytes) -> None:
+        self.terminal.record_input(data)
         if self.stream is None:
             if len(self.early_input) + len(data) <= MAX_EARLY_INPUT:
                 self.early_input += data
@@ -128,6 +132,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def _resize(self, cols: int, rows: int) -> None:
         first = self.size is None
         self.size = (cols, rows)
+        self.terminal.record_resize(cols, rows)
         if self.stream is None:
             return
         if first:
@@ -236,6 +241,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         self.closing = True
         await self._release()
+        if getattr(self, "recording", False):
+            self.recording = False
+            await recording.disconnected(self.session_id)
         if self.audited:
             self.audited = False
             from sessions import services

@@ -2,7 +2,8 @@
 
 A reconnect (same process) replays the tail so the screen comes back, then the resize trick
 makes full-screen programs redraw. The tail is bounded, so memory per idle session stays
-small. `on_output` hooks are where a session recorder plugs in.
+small. `on_output` (and `on_input`, `on_resize`, `on_connect`) hooks are where the session
+recorder (sessions.recording) plugs in.
 """
 
 from __future__ import annotations
@@ -19,6 +20,18 @@ OutputHook = Callable[[str, bytes], None]
 
 # Hooks called with (session_id, raw output bytes) for every chunk sent to the browser.
 on_output: list[OutputHook] = []
+# (session_id, bytes typed), (session_id, (cols, rows)), (session_id, username) on each attach.
+on_input: list[Callable[[str, bytes], None]] = []
+on_resize: list[Callable[[str, tuple[int, int]], None]] = []
+on_connect: list[Callable[[str, str], None]] = []
+
+
+def _call(hooks: list[Callable[[str, Any], None]], session_id: str, value: Any) -> None:
+    for hook in hooks:
+        try:
+            hook(session_id, value)
+        except Exception:  # a broken recorder must not kill the terminal
+            log.exception("terminal hook %r failed for session %s", hook, session_id)
 
 
 class ScreenTail:
@@ -66,11 +79,16 @@ class SessionTerminal:
 
     def record_output(self, data: bytes) -> None:
         self.tail.append(data)
-        for hook in on_output:
-            try:
-                hook(self.session_id, data)
-            except Exception:  # a broken recorder must not kill the terminal
-                log.exception("on_output hook failed for session %s", self.session_id)
+        _call(on_output, self.session_id, data)  # type: ignore[arg-type]
+
+    def record_input(self, data: bytes) -> None:
+        _call(on_input, self.session_id, data)  # type: ignore[arg-type]
+
+    def record_resize(self, cols: int, rows: int) -> None:
+        _call(on_resize, self.session_id, (cols, rows))  # type: ignore[arg-type]
+
+    def record_connect(self, username: str) -> None:
+        _call(on_connect, self.session_id, username)  # type: ignore[arg-type]
 
 
 _lock = threading.Lock()
