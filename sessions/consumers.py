@@ -21,8 +21,8 @@ from portal.kube.attach import AttachError, ChannelStream, open_attach
 from sessions.bridge import protocol, registry
 from sessions.bridge.access import terminal_access
 from sessions.bridge.pump import Pump
-from sessions.recording import live as recording
 from sessions.choices import EndReason, SessionStatus
+from sessions.recording import live as recording
 
 log = logging.getLogger(__name__)
 
