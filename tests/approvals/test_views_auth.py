@@ -301,3 +301,11 @@ def test_cancel_button_only_for_the_requester_while_pending(users, alice_request
     cancel = reverse("request_cancel", args=[alice_request.pk])
     assert cancel in client_for(users, "alice").get(reverse("request_detail", args=[alice_request.pk])).content.decode()
     assert cancel not in client_for(users, "bob").get(reverse("request_detail", args=[alice_request.pk])).content.decode()
+
+
+def test_only_requests_that_can_still_change_are_watched(users, alice_request):
+    alice = client_for(users, "alice")
+    body = alice.get(reverse("request_detail", args=[alice_request.pk])).content.decode()
+    assert f'data-api-url="/api/v1/requests/{alice_request.pk}"' in body
+    done = make_request(users["alice"], status=RequestStatus.DENIED)
+    assert 'id="request-watch"' not in alice.get(reverse("request_detail", args=[done.pk])).content.decode()

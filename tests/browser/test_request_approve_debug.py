@@ -108,9 +108,8 @@ def test_request_live_approval_terminal_and_end(browser, portal_url):
         expect(bob.get_by_text("You approved the request of alice")).to_be_visible()
         expect(bob.locator(f'[data-request-id="{request_id}"]')).to_have_count(0)
 
-        # alice sees the decision and opens the session.
-        alice.reload()
-        expect(alice.get_by_text("ok, 15 minutes, read-only poking please")).to_be_visible()
+        # alice's request page follows the request: the decision shows up by itself.
+        expect(alice.get_by_text("ok, 15 minutes, read-only poking please")).to_be_visible(timeout=15000)
         alice.get_by_role("link", name="Open the session").click()
         expect(alice).to_have_url(re.compile(r"/sessions/[0-9a-f-]{36}/$"))
         expect(alice.locator("#session-status")).to_have_attribute("data-status", "running", timeout=40000)
