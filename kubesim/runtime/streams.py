@@ -84,8 +84,10 @@ class ChannelStream:
     async def inputs(self) -> AsyncIterator[tuple[int, bytes]]:
         """Client -> us: (channel, payload) until the websocket closes."""
         async for msg in self.ws:
-            if msg.type == WSMsgType.BINARY and msg.data:
-                data: bytes = msg.data
+            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT) and msg.data:
+                # The kubelet reads both frame types the same way (x/net/websocket's Message
+                # codec); the Python client sends a text frame when write_stdin gets a str.
+                data: bytes = msg.data if isinstance(msg.data, bytes) else msg.data.encode("utf-8")
                 if data[0] == CLOSE and self.protocol != V5:
                     continue  # 255 means nothing before v5
                 yield data[0], data[1:]

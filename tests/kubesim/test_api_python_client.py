@@ -142,14 +142,15 @@ def test_attach_stream(core: client.CoreV1Api) -> None:
         _preload_content=False,
     )
     try:
-        # bytes, so the client sends a binary frame (the runtime reads stdin from binary frames only).
+        # bytes go as a binary frame, a str as a text frame: the kubelet takes both.
         resp.write_stdin(b"ping\n")
+        resp.write_stdin("pong\n")
         deadline = time.monotonic() + 10
         out = ""
-        while "ping" not in out and time.monotonic() < deadline:
+        while "pong" not in out and time.monotonic() < deadline:
             resp.update(timeout=1)
             out += resp.read_stdout()
-        assert out == "ping\n"
+        assert out == "ping\npong\n"
     finally:
         resp.close()
 
