@@ -63,10 +63,12 @@ class RequestListView(APIView):
         try:
             req = services.request_create(
                 requester=request.user,
-                kind=str(data.get("kind") or "pod"),
+                # `{node, ...}` alone is a node request; `kind` may still say so explicitly.
+                kind=str(data.get("kind") or ("node" if data.get("node") else "pod")),
                 namespace=str(data.get("namespace") or ""),
                 pod=str(data.get("pod") or ""),
                 container=str(data.get("container") or ""),
+                node=str(data.get("node") or ""),
                 image=str(data.get("image") or ""),
                 profile=str(data.get("profile") or "general"),
                 reason=str(data.get("reason") or ""),

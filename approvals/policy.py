@@ -9,8 +9,11 @@ def approvals_required() -> int:
     return settings.EPHEMERA_APPROVALS_REQUIRED
 
 
-def auto_approves(*, namespace: str, profile: str) -> bool:
-    """Only low-privilege profiles in namespaces an admin listed are approved without a human."""
+def auto_approves(*, namespace: str, profile: str, kind: str = "pod") -> bool:
+    """Only low-privilege profiles in namespaces an admin listed are approved without a human;
+    a node is never approved without one (its debugger pod runs on the host)."""
+    if kind != "pod" or not namespace:
+        return False
     return namespace in settings.EPHEMERA_AUTO_APPROVE_NAMESPACES and profile in settings.EPHEMERA_AUTO_APPROVE_PROFILES
 
 

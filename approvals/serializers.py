@@ -13,10 +13,11 @@ from sessions.models import DebugSession
 
 
 class RequestCreateSerializer(serializers.Serializer):
-    kind = serializers.CharField(required=False, default="pod", help_text="Only 'pod' for now.")
+    kind = serializers.CharField(required=False, default="pod", help_text="'pod' (default) or 'node'.")
     namespace = serializers.CharField(required=False, allow_blank=True, default="")
     pod = serializers.CharField(required=False, allow_blank=True, default="")
     container = serializers.CharField(required=False, allow_blank=True, default="", help_text="The target container.")
+    node = serializers.CharField(required=False, allow_blank=True, default="", help_text="The node, for kind 'node'.")
     image = serializers.CharField(required=False, allow_blank=True, default="")
     profile = serializers.CharField(required=False, allow_blank=True, default="general")
     reason = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)

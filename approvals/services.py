@@ -87,7 +87,7 @@ def _create(*, requester: Any, clean: Any, origin: AuditOrigin | None) -> DebugR
     record_event(
         action="request.created", actor=requester, request=req, origin=origin, data={**_target_data(req), "reason": req.reason}
     )
-    if policy.auto_approves(namespace=req.namespace, profile=req.profile):
+    if policy.auto_approves(namespace=req.namespace, profile=req.profile, kind=req.kind):
         req.auto_approved = True
         _approve_now(
             req, actor=None, origin=origin, data=policy.describe_auto_approval(namespace=req.namespace, profile=req.profile)

@@ -93,10 +93,12 @@ def validate_request(
     reason = (reason or "").strip()
 
     if kind == RequestKind.NODE:
-        add("kind", "Node debugging is not available yet; debug a pod instead.")
+        namespace = pod = container = ""  # a node request names only the node
+        add("node", _label_error("node", node, subdomain=True))
     elif kind != RequestKind.POD:
-        add("kind", f"Unknown kind {kind[:20]!r}: use 'pod'.")
+        add("kind", f"Unknown kind {kind[:20]!r}: use 'pod' or 'node'.")
     else:
+        node = ""
         add("namespace", _label_error("namespace", namespace))
         add("pod", _label_error("pod", pod, subdomain=True))
         add("container", _label_error("container", container))
@@ -117,6 +119,8 @@ def validate_request(
     target_ok = kind == RequestKind.POD and not ({"namespace", "pod", "container"} & errors.keys())
     if target_ok:
         _check_cluster(namespace, pod, container, add)
+    if kind == RequestKind.NODE and "node" not in errors:
+        _check_node(node, add)
     if errors:
         raise ValidationError(errors)
     return CleanRequest(
@@ -153,3 +157,16 @@ def _check_cluster(namespace: str, pod: str, container: str, add: Any) -> None:
     if container not in found.container_names:
         names = ", ".join(found.container_names) or "none"
         add("container", f"Pod {namespace}/{pod} has no container {container!r} (its containers: {names}).")
+
+
+def _check_node(node: str, add: Any) -> None:
+    try:
+        nodes = {n.name for n in get_client().list_nodes()}
+    except KubeError as exc:
+        add(NON_FIELD_ERRORS, f"The cluster can't be checked right now: {exc.message}")
+        return
+    except KubeConfigError:
+        add(NON_FIELD_ERRORS, "The cluster can't be checked right now: the portal's cluster connection is not configured.")
+        return
+    if node not in nodes:
+        add("node", f"Node {node!r} does not exist in the cluster.")

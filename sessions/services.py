@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from approvals.choices import RequestKind
 from approvals.models import DebugRequest
 from portal import permissions
 from portal.audit import AuditOrigin, record_event
@@ -33,6 +34,14 @@ from portal.kube import (
     stop_session_processes,
 )
 from portal.kube.config import KubeConfigError
+from portal.kube.specs import (
+    NODE_CONTAINER,
+    TIMEOUT_SLACK_SECONDS,
+    node_debugger_pod,
+    node_pod_name,
+    session_labels,
+    time_limited_command,
+)
 from sessions.choices import LIVE_STATUSES, SESSION_MOVES, EndReason, SessionStatus
 from sessions.models import DebugSession
 
@@ -95,14 +104,19 @@ def session_create_for_request(*, request: DebugRequest, origin: AuditOrigin | N
 
     # The name is drawn without a cluster call (no network inside a transaction); the
     # provisioner re-draws it against the pod's real names before patching.
+    if request.kind == RequestKind.NODE:
+        # The pod's name is fixed here, in the same transaction as the session, so whatever
+        # happens next the reaper knows which pod belongs to it.
+        where = {"namespace": settings.EPHEMERA_NODE_DEBUG_NAMESPACE, "pod": node_pod_name(request.node),
+                 "container_name": NODE_CONTAINER}
+    else:
+        where = {"namespace": request.namespace, "pod": request.pod, "container_name": random_container_name([])}
     session = DebugSession.objects.create(
         request=request,
         status=SessionStatus.PROVISIONING,
         created_at=timezone.now(),
-        namespace=request.namespace,
-        pod=request.pod,
-        container_name=random_container_name([]),
         progress="queued",
+        **where,
     )
     record_event(
         action="session.created",
@@ -110,7 +124,7 @@ def session_create_for_request(*, request: DebugRequest, origin: AuditOrigin | N
         request=request,
         session=session,
         origin=origin,
-        data={"container": session.container_name},
+        data={"namespace": session.namespace, "pod": session.pod, "container": session.container_name},
     )
     _publish(session)
     transaction.on_commit(lambda: provisioner.start(session.pk))
@@ -216,20 +230,12 @@ def session_provision(*, session_id: uuid.UUID | str) -> None:
     where = f"{session.namespace}/{session.pod}"
     try:
         client = get_client()
-        _set_progress(session_id, f"checking pod {where}")
-        pod = client.get_pod(session.namespace, session.pod)
-        if req.container not in pod.container_names:
-            _fail(session_id, f"pod {where} no longer has a container {req.container!r}")
+        if req.kind == RequestKind.NODE:
+            name = _create_node_pod(session, client)
+        else:
+            name = _add_ephemeral_container(session, client)
+        if name is None:
             return
-        name = session.container_name
-        if name in pod.all_container_names:
-            name = random_container_name(pod.all_container_names)
-        spec = ephemeral_container(
-            name=name, image=req.image, target_container=req.container, profile=req.profile, session_id=str(session.pk)
-        )
-        if not _set_progress(session_id, f"adding debug container {name}", container_name=name):
-            return
-        client.add_ephemeral_container(session.namespace, session.pod, spec, pod.ephemeral_container_names)
         _set_progress(session_id, "waiting for the debug container to start")
         timeout = settings.EPHEMERA_PROVISION_TIMEOUT_SECONDS
         for state in client.watch_ephemeral_container(session.namespace, session.pod, name, timeout=timeout):
@@ -238,8 +244,7 @@ def session_provision(*, session_id: uuid.UUID | str) -> None:
                 _fail(session_id, failure)
                 return
             if state.state == "running":
-                if not _mark_running(session_id) and _is_over(session_id):
-                    _stop_in_cluster(session_id)  # ended while we were waiting: don't leave a shell behind
+                _mark_running(session_id)
                 return
             if not _set_progress(session_id, state.describe()):
                 return
@@ -253,6 +258,63 @@ def session_provision(*, session_id: uuid.UUID | str) -> None:
     except KubeConfigError:
         _fail(session_id, "the portal's cluster connection is not configured (see the server log)")
         raise
+    finally:
+        # Ended or failed while we worked: don't leave a shell (or a node pod) behind. Only
+        # then: a session that runs is never touched here.
+        if _is_over(session_id):
+            _stop_in_cluster(session_id)
+
+
+def cluster_time_limit_seconds(req: DebugRequest) -> int:
+    """The backstop inside the cluster: the longest the session may ever run (its duration plus
+    the most extensions may add), plus slack so the portal's own end always comes first."""
+    return (req.duration_minutes + settings.EPHEMERA_MAX_DURATION_MINUTES) * 60 + TIMEOUT_SLACK_SECONDS
+
+
+def _add_ephemeral_container(session: DebugSession, client: Any) -> str | None:
+    """PATCH the debug container into the target pod; its name, or None if the session is over."""
+    req = session.request
+    where = f"{session.namespace}/{session.pod}"
+    _set_progress(session.pk, f"checking pod {where}")
+    pod = client.get_pod(session.namespace, session.pod)
+    if req.container not in pod.container_names:
+        _fail(session.pk, f"pod {where} no longer has a container {req.container!r}")
+        return None
+    name = session.container_name
+    if name in pod.all_container_names:
+        name = random_container_name(pod.all_container_names)
+    spec = ephemeral_container(
+        name=name,
+        image=req.image,
+        target_container=req.container,
+        profile=req.profile,
+        session_id=str(session.pk),
+        command=time_limited_command(req.image, cluster_time_limit_seconds(req)),
+    )
+    # The name is recorded before the PATCH, so a crash right after it still leaves the
+    # reaper knowing which container to sweep.
+    if not _set_progress(session.pk, f"adding debug container {name}", container_name=name):
+        return None
+    client.add_ephemeral_container(session.namespace, session.pod, spec, pod.ephemeral_container_names)
+    return name
+
+
+def _create_node_pod(session: DebugSession, client: Any) -> str | None:
+    """Create the node-debugger pod (its name was recorded with the session, before this call)."""
+    req = session.request
+    if not _set_progress(session.pk, f"creating node-debugger pod {session.namespace}/{session.pod} on node {req.node}"):
+        return None
+    body = node_debugger_pod(
+        name=session.pod,
+        node=req.node,
+        image=req.image,
+        profile=req.profile,
+        session_id=str(session.pk),
+        command=time_limited_command(req.image, cluster_time_limit_seconds(req)),
+        labels=session_labels(str(session.pk)),
+    )
+    client.create_pod(session.namespace, body)
+    return session.container_name
 
 
 def session_connected(*, session_id: uuid.UUID | str, user: Any, origin: AuditOrigin | None) -> DebugSession:
@@ -319,14 +381,19 @@ def session_end(
         )
         _publish(session)
     if was_running:
-        _stop_in_cluster(session.pk)
+        _stop_in_cluster(session.pk)  # a provisioning session is cleaned up by its provisioner
     return session
 
 
 def _stop_in_cluster(session_id: uuid.UUID | str) -> None:
-    session = DebugSession.objects.get(pk=session_id)
+    """Kill the session's processes; for a node session, delete its pod."""
+    session = DebugSession.objects.select_related("request").get(pk=session_id)
     try:
-        summary = stop_session_processes(session.namespace, session.pod, session.container_name, str(session.pk))
+        if session.request.kind == RequestKind.NODE:
+            deleted = get_client().delete_pod(session.namespace, session.pod)
+            summary = "node-debugger pod deleted" if deleted else "node-debugger pod already gone"
+        else:
+            summary = stop_session_processes(session.namespace, session.pod, session.container_name, str(session.pk))
         logger.info("session %s stopped in the cluster: %s", session.pk, summary)
     except KubeError as exc:
         with transaction.atomic():

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.audit import AuditOrigin
+from portal.kube.specs import NODE_PROFILE_HELP
 from portal.permissions import can_end_session, can_use_terminal, can_view_request
 from sessions import services
 from sessions.choices import LIVE_STATUSES
@@ -56,6 +57,7 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:  # type: i
             and session.status in LIVE_STATUSES
             and can_end_session(request.user, session),
             "end_message": services.end_message(session) if session.status not in LIVE_STATUSES else "",
+            "node_profile_help": NODE_PROFILE_HELP.get(session.request.profile, "") if session.request.kind == "node" else "",
             "status_json": _status(session),
         },
     )

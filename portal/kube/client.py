@@ -104,7 +104,10 @@ def pod_info(raw: dict[str, Any]) -> PodInfo:
 
 
 def ephemeral_state(raw_pod: dict[str, Any], container: str) -> ContainerState:
-    for st in (raw_pod.get("status") or {}).get("ephemeralContainerStatuses") or []:
+    """The state of an ephemeral container, or of an ordinary one (a node-debugger pod's
+    `debugger`): names are unique across both lists, so looking in both is unambiguous."""
+    status = raw_pod.get("status") or {}
+    for st in [*(status.get("ephemeralContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
         if st.get("name") != container:
             continue
         state = st.get("state") or {}
@@ -172,6 +175,34 @@ class KubeClient:
             ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
             nodes.append(NodeInfo(name=item["metadata"]["name"], ready=ready))
         return sorted(nodes, key=lambda n: n.name)
+
+    def list_pods_raw(self, namespace: str | None = None, *, label_selector: str = "") -> list[dict[str, Any]]:
+        """Pods as the apiserver sent them: one namespace, or all (namespace None)."""
+        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        if namespace is None:
+            raw = self._json("listing pods in all namespaces", self.core.list_pod_for_all_namespaces, **kwargs)
+        else:
+            raw = self._json(f"listing pods in {namespace}", self.core.list_namespaced_pod, namespace, **kwargs)
+        return list(raw.get("items") or [])
+
+    # --- node-debugger pods --------------------------------------------------------
+    def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = (body.get("metadata") or {}).get("name", "")
+        return self._json(f"creating pod {namespace}/{name}", self.core.create_namespaced_pod, namespace, body)
+
+    def delete_pod(self, namespace: str, pod: str) -> bool:
+        """Delete now (no grace: a debug shell has nothing to flush); False if it was already gone."""
+        try:
+            self._json(
+                f"deleting pod {namespace}/{pod}",
+                self.core.delete_namespaced_pod,
+                pod,
+                namespace,
+                grace_period_seconds=0,
+            )
+        except KubeNotFound:
+            return False
+        return True
 
     # --- ephemeral containers ------------------------------------------------------
     def add_ephemeral_container(

@@ -62,12 +62,15 @@ def ephemeral_container(
     profile: str,
     session_id: str | None = None,
     tty: bool = True,
+    command: list[str] | None = None,
 ) -> dict[str, Any]:
     """The container kubectl sends for
-    `kubectl debug POD -i [-t] -c NAME --image=IMAGE --target=TARGET --profile=PROFILE [--env=EPHEMERA_SESSION=ID]`."""
+    `kubectl debug POD -i [-t] -c NAME --image=IMAGE --target=TARGET --profile=PROFILE [--env=EPHEMERA_SESSION=ID] [-- COMMAND...]`."""
     if profile not in _SECURITY_CONTEXTS:
         raise ValueError(f"unknown debug profile {profile!r}")
     container: dict[str, Any] = {"name": name, "image": image}
+    if command:
+        container["command"] = list(command)  # kubectl debug puts what follows `--` in command
     if session_id is not None:
         container["env"] = [{"name": SESSION_ENV, "value": str(session_id)}]
     container["resources"] = {}
@@ -80,6 +83,106 @@ def ephemeral_container(
     if tty:
         container["tty"] = True
     return container
+
+
+# Images whose `timeout` applet (busybox) we can count on, and whose default command is `sh`.
+_TIMEOUT_IMAGES = frozenset({"busybox", "alpine"})
+# Slack between the portal's own time limit and the cluster-side backstop: the portal (or the
+# reaper) ends the session first with a message; the backstop only matters if both are gone.
+TIMEOUT_SLACK_SECONDS = 60
+
+
+def _image_base(image: str) -> str:
+    return image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+def time_limited_command(image: str, seconds: int) -> list[str] | None:
+    """`timeout -s KILL SECONDS sh` for images known to have busybox's timeout, else None.
+
+    The debug shell then dies on time even if the portal and the reaper are gone for good.
+    """
+    if _image_base(image) not in _TIMEOUT_IMAGES:
+        return None
+    return ["timeout", "-s", "KILL", str(int(seconds)), "sh"]
+
+
+# --- node debugging (`kubectl debug node/NAME`) ----------------------------------------------
+
+NODE_CONTAINER = "debugger"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "ephemera"
+KUBECTL_MANAGED_BY = "kubectl-debug"  # kubectl's own label on the node-debugger pods it makes
+SESSION_LABEL = "ephemera.dev/session"
+# profile -> (host namespaces, /host mount), as kubectl 1.37's profiles apply them to a node pod.
+_NODE_HOST_ACCESS: dict[str, tuple[bool, bool]] = {
+    "legacy": (True, True),
+    Profile.GENERAL: (True, True),
+    Profile.BASELINE: (False, False),
+    Profile.RESTRICTED: (False, False),
+    Profile.NETADMIN: (True, False),
+    Profile.SYSADMIN: (True, True),
+}
+# On a node pod `general` adds no capability (unlike on an ephemeral container).
+_NODE_SECURITY_CONTEXTS: dict[str, dict[str, Any] | None] = {**_SECURITY_CONTEXTS, Profile.GENERAL: None}
+
+# What each profile gives on a node, for the request form and the session page.
+NODE_PROFILE_HELP: dict[str, str] = {
+    Profile.GENERAL: "host network, PID and IPC namespaces and the node's filesystem at /host, unprivileged: `chroot /host` needs sysadmin",
+    Profile.BASELINE: "an ordinary pod on that node: no host namespaces, no /host",
+    Profile.RESTRICTED: "an ordinary, locked-down pod on that node (non-root, no capabilities)",
+    Profile.NETADMIN: "host network, PID and IPC namespaces with NET_ADMIN and NET_RAW; no /host",
+    Profile.SYSADMIN: "privileged, host namespaces and the node's filesystem at /host: `chroot /host` gives a root shell on the node",
+}
+
+
+def node_pod_name(node: str) -> str:
+    """kubectl's `node-debugger-NODE-xxxxx`."""
+    return f"node-debugger-{node}-" + "".join(secrets.choice(NAME_ALPHABET) for _ in range(5))
+
+
+def node_debugger_pod(
+    *,
+    name: str,
+    node: str,
+    image: str,
+    profile: str,
+    session_id: str | None = None,
+    command: list[str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The pod kubectl creates for
+    `kubectl debug node/NODE -it --image=IMAGE --profile=PROFILE [--env=EPHEMERA_SESSION=ID] [-- COMMAND...]`
+    (docs/kube-debug-wire.md section 2). Only the labels differ: ours tie the pod to its session."""
+    if profile not in _NODE_HOST_ACCESS:
+        raise ValueError(f"unknown debug profile {profile!r}")
+    host_namespaces, host_root = _NODE_HOST_ACCESS[profile]
+    container: dict[str, Any] = {"name": NODE_CONTAINER, "image": image}
+    if command:
+        container["command"] = list(command)
+    if session_id is not None:
+        container["env"] = [{"name": SESSION_ENV, "value": str(session_id)}]
+    container["resources"] = {}
+    security = _NODE_SECURITY_CONTEXTS[profile]
+    if security is not None:
+        container["securityContext"] = _copy(security)
+    container.update({"stdin": True, "terminationMessagePolicy": "File", "tty": True})
+    spec: dict[str, Any] = {"containers": [container]}
+    if host_root:
+        container["volumeMounts"] = [{"mountPath": "/host", "name": "host-root"}]
+        spec["volumes"] = [{"hostPath": {"path": "/"}, "name": "host-root"}]
+    if host_namespaces:
+        spec.update({"hostIPC": True, "hostNetwork": True, "hostPID": True})
+    spec.update({"nodeName": node, "restartPolicy": "Never", "tolerations": [{"operator": "Exists"}]})
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"labels": dict(labels or {MANAGED_BY_LABEL: KUBECTL_MANAGED_BY}), "name": name},
+        "spec": spec,
+    }
+
+
+def session_labels(session_id: str) -> dict[str, str]:
+    return {MANAGED_BY_LABEL: MANAGED_BY, SESSION_LABEL: str(session_id)}
 
 
 def ephemeral_patch(container: dict[str, Any], existing_ephemeral: Iterable[str] = ()) -> dict[str, Any]:

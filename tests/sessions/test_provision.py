@@ -121,12 +121,16 @@ def test_the_patches_equal_the_ones_kubectl_sends(profile: str, settings: Any, a
                 f"--target={TARGET_CONTAINER}",
                 f"--profile={profile}",
                 f"--env=EPHEMERA_SESSION={session.pk}",
+                # the in-cluster time limit Ephemera wraps a busybox shell in
+                "--",
+                *specs.time_limited_command("busybox", services.cluster_time_limit_seconds(session.request)),
             )
             assert result.returncode == 0, result.stderr
     ours_patches, theirs_patches = _patches(ours_log), _patches(theirs_log)
     assert len(ours_patches) == 2
     assert ours_patches == theirs_patches
     assert "$setElementOrder/ephemeralContainers" in ours_patches[1]["spec"]
+    assert ours_patches[0]["spec"]["ephemeralContainers"][0]["command"][:3] == ["timeout", "-s", "KILL"]
 
 
 # The bodies kubectl v1.37.1 sent to a recording server (docs/kube-debug-wire.md, section 1),
