@@ -25,6 +25,8 @@ PROFILE_HELP: dict[str, str] = {
 class DebugRequestForm(forms.Form):
     # Not required and untyped on purpose: the raw values go to request_create, which
     # reports every field's problem at once (a form-level "required" would hide the rest).
+    kind = forms.CharField(required=False, initial="pod")  # "pod" or "node"
+    node = forms.CharField(required=False)
     namespace = forms.CharField(required=False)
     pod = forms.CharField(required=False)
     container = forms.CharField(required=False, label="Target container")

@@ -28,6 +28,7 @@ from portal import permissions
 from portal.audit import AuditOrigin
 from portal.kube import KubeClient, KubeError, KubeForbidden, KubeNotFound, get_client
 from portal.kube.config import KubeConfigError
+from portal.kube.specs import NODE_PROFILE_HELP
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
         try:
             req = services.request_create(
                 requester=request.user,
-                kind="pod",
+                kind=data["kind"] or "pod",
+                node=data["node"],
                 namespace=data["namespace"],
                 pod=data["pod"],
                 container=data["container"],
@@ -90,9 +92,20 @@ def request_new(request: HttpRequest) -> HttpResponse:
             "images": form.image_choices(),
             "profiles": form.profile_choices(),
             "max_duration": settings.EPHEMERA_MAX_DURATION_MINUTES,
+            "nodes": _live_nodes(),
+            "node_profile_help": NODE_PROFILE_HELP,
         },
         status=status,
     )
+
+
+def _live_nodes() -> list[str]:
+    """The cluster's nodes for the form's node choice; none (and a log line) if it can't be read."""
+    try:
+        return [n.name for n in get_client().list_nodes()]
+    except (KubeError, KubeConfigError) as exc:
+        logger.warning("listing nodes for the request form failed: %s", type(exc).__name__)
+        return []
 
 
 @login_required

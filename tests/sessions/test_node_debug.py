@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
+from django.urls import reverse
 
 from approvals import services as request_services
 from kubesim.testing import run_cluster
@@ -208,3 +209,24 @@ async def test_node_request_terminal_end_pod_gone(term_kube: Any, term_users: An
         await term.close()
     assert await sync_to_async(_wait)(lambda: pod_gone("kube-system", session.pod))
     assert await sync_to_async(_wait)(lambda: not session_pids(sid))
+
+
+def test_the_request_form_offers_live_nodes_and_creates_a_node_request(alice: Any, kube: Any) -> None:
+    from approvals.models import DebugRequest
+
+    client = Client()
+    client.force_login(alice)
+    page = client.get(reverse("request_new")).content.decode()
+    assert f'<option value="{NODE}"' in page and 'value="node"' in page
+
+    resp = client.post(reverse("request_new"), {
+        "kind": "node", "node": NODE, "image": "busybox", "profile": "sysadmin",
+        "reason": "node is NotReady", "duration_minutes": "10",
+    })
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+    req = DebugRequest.objects.get()
+    assert (req.kind, req.node, req.namespace) == ("node", NODE, "")
+    resp = client.post(reverse("request_new"), {
+        "kind": "node", "node": "ghost", "image": "busybox", "profile": "general", "reason": "x", "duration_minutes": "10",
+    })
+    assert resp.status_code == 400 and "does not exist" in resp.content.decode()
