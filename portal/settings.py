@@ -185,6 +185,13 @@ EPHEMERA_AUDITOR_GROUP = env("EPHEMERA_AUDITOR_GROUP", "auditors")
 EPHEMERA_PROVISION_TIMEOUT_SECONDS = envint("EPHEMERA_PROVISION_TIMEOUT_SECONDS", 120, minimum=5)
 # Where node-debugger pods are created (issue: node debugging).
 EPHEMERA_NODE_DEBUG_NAMESPACE = env("EPHEMERA_NODE_DEBUG_NAMESPACE", "default")
+# Debug access that bypassed the portal is POSTed here as JSON (may carry a token: a secret,
+# so NAME_FILE works and it is never logged); empty: findings only on the admin page and audit.
+EPHEMERA_UNMANAGED_WEBHOOK_URL = env("EPHEMERA_UNMANAGED_WEBHOOK_URL")
+# A session running longer than this (extensions included) is flagged like an unmanaged one.
+EPHEMERA_LONG_SESSION_MINUTES = envint("EPHEMERA_LONG_SESSION_MINUTES", 240, minimum=1)
+# Seconds between two passes of `manage.py run_reaper`.
+EPHEMERA_REAPER_INTERVAL_SECONDS = envint("EPHEMERA_REAPER_INTERVAL_SECONDS", 5, minimum=1)
 # Cluster connection: KUBECONFIG (path) or, when unset, the in-cluster service account.
 EPHEMERA_KUBECONFIG = env("KUBECONFIG")
 EPHEMERA_KUBE_CONTEXT = env("EPHEMERA_KUBE_CONTEXT")

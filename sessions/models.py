@@ -57,3 +57,32 @@ class DebugSession(models.Model):
 # Models of sub-packages live in their own files but belong to this app (label debug_sessions).
 from sessions.recording.models import Recording, RecordingChunk, SessionCommand  # noqa: E402,F401
 from sessions.review.models import SessionReview  # noqa: E402,F401
+
+
+class Finding(models.Model):
+    """Something the oversight scan flagged: debug access that bypassed the portal (an
+    ephemeral container or debug pod no session made) or a session running too long.
+
+    `key` identifies the thing in the cluster (pod uid + container), so each is audited and
+    notified once however many reapers look at it.
+    """
+
+    key = models.CharField(max_length=400, unique=True)
+    kind = models.CharField(max_length=32)  # "ephemeral_container" | "debug_pod" | "long_session"
+    namespace = models.CharField(max_length=63, blank=True)
+    pod = models.CharField(max_length=253, blank=True)
+    container = models.CharField(max_length=63, blank=True)
+    session = models.ForeignKey(DebugSession, null=True, blank=True, on_delete=models.PROTECT, related_name="findings")
+    detail = models.JSONField(default=dict, blank=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    gone_at = models.DateTimeField(null=True, blank=True)  # no longer in the cluster
+    notified_at = models.DateTimeField(null=True, blank=True)
+    notify_attempts = models.PositiveIntegerField(default=0)
+    notify_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-first_seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key}"
