@@ -173,7 +173,9 @@ async def _open(conn: KubeConnection, url: str, *, timeout: float) -> ChannelStr
             protocols=PROTOCOLS,
             ssl=conn.ssl_context if conn.ssl_context is not None else False,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-            heartbeat=None,
+            # Like client-go's pings: keeps idle terminals alive through proxies and notices a
+            # dead apiserver connection (no pong) instead of waiting on it forever.
+            heartbeat=20.0,
             autoping=True,
             max_msg_size=_MAX_FRAME,
             compress=0,
