@@ -1,10 +1,11 @@
 """Pages of this app."""
 
-from django.urls import path
+from django.urls import include, path
 
 from sessions import views
 
 urlpatterns = [
+    path("", include("sessions.review.urls")),
     path("<uuid:session_id>/", views.session_detail, name="session_detail"),
     path("<uuid:session_id>/end", views.session_end, name="session_end"),
     path("<uuid:session_id>/status.json", views.session_status, name="session_status"),

@@ -15,6 +15,7 @@ from portal.permissions import can_end_session, can_use_terminal, can_view_reque
 from sessions import services
 from sessions.choices import LIVE_STATUSES
 from sessions.models import DebugSession
+from sessions.review.views import review_context
 
 
 def _session_for(user, session_id) -> DebugSession:  # type: ignore[no-untyped-def]
@@ -59,6 +60,8 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:  # type: i
             "end_message": services.end_message(session) if session.status not in LIVE_STATUSES else "",
             "node_profile_help": NODE_PROFILE_HELP.get(session.request.profile, "") if session.request.kind == "node" else "",
             "status_json": _status(session),
+            # Timeline, replay, commands, reviews: by role (sessions.review).
+            **review_context(request.user, session),
         },
     )
 

@@ -73,3 +73,10 @@ class SessionCommand(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+    @property
+    def clock(self) -> str:
+        """The time into the recording as H:MM:SS / M:SS, as the player shows it."""
+        minutes, seconds = divmod(int(self.t), 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

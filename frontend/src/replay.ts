@@ -1,0 +1,64 @@
+// The session page's replay (auditors, admins, the requester): asciinema-player on the
+// session's .cast, a marker at every command typed, a command list that jumps the player,
+// and speed / skip-idle controls (the player takes those as options, so changing one
+// re-creates it at the same moment).
+import "asciinema-player/dist/bundle/asciinema-player.css";
+import * as AsciinemaPlayer from "asciinema-player";
+
+interface ReplayData {
+  cast_url: string;
+  commands: { t: number; text: string }[];
+}
+
+declare global {
+  interface Window {
+    ephemeraReplay?: AsciinemaPlayer.Player;
+  }
+}
+
+function setup(): void {
+  const box = document.getElementById("replay");
+  const dataEl = document.getElementById("replay-data");
+  if (!box || !dataEl) return;
+  const data = JSON.parse(dataEl.textContent || "{}") as ReplayData;
+  const speedEl = document.getElementById("replay-speed") as HTMLSelectElement | null;
+  const idleEl = document.getElementById("replay-skip-idle") as HTMLInputElement | null;
+  const markers: AsciinemaPlayer.Marker[] = data.commands.map((c) => [c.t, c.text]);
+  let player: AsciinemaPlayer.Player | null = null;
+
+  const create = (startAt = 0, autoPlay = false): void => {
+    player?.dispose();
+    box.replaceChildren();
+    player = AsciinemaPlayer.create({ url: data.cast_url, fetchOpts: { credentials: "same-origin" } }, box, {
+      markers,
+      startAt,
+      autoPlay,
+      preload: true,
+      speed: Number(speedEl?.value || "1"),
+      idleTimeLimit: idleEl?.checked ? 2 : undefined,
+      fit: "width",
+      terminalFontSize: "small",
+    });
+    player.addEventListener("marker", ({ index }) => highlight(index));
+    window.ephemeraReplay = player;
+  };
+
+  const items = Array.from(document.querySelectorAll<HTMLButtonElement>("[data-command-index]"));
+  const highlight = (index: number): void => {
+    items.forEach((el) => el.toggleAttribute("aria-current", Number(el.dataset.commandIndex) === index));
+  };
+  items.forEach((el) =>
+    el.addEventListener("click", async () => {
+      const index = Number(el.dataset.commandIndex);
+      if (!player) return;
+      await player.seek({ marker: index });
+      highlight(index);
+    }),
+  );
+  // Speed keeps the place; "skip idle" changes the player's clock, so it starts over.
+  speedEl?.addEventListener("change", () => create(player?.getCurrentTime() ?? 0));
+  idleEl?.addEventListener("change", () => create(0));
+  create();
+}
+
+document.addEventListener("DOMContentLoaded", setup);
