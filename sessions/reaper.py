@@ -6,7 +6,10 @@ The database is the truth about what should exist; the cluster is what does. Eac
 3. fails sessions stuck in provisioning (the portal died mid-way), so their container is swept;
 4. ends running sessions whose debug container exited or whose pod vanished;
 5. stops debug processes still alive for sessions that are over (a crash between "ended"
-   and "killed"), and marks the session clean once the cluster shows nothing left.
+   and "killed"), deletes the node-debugger pods of sessions that are over, and marks the
+   session clean once the cluster shows nothing left;
+6. deletes node-debugger pods labelled as Ephemera's whose session is over or unknown;
+7. looks for debug access that bypassed the portal (sessions.oversight).
 
 Every step goes through the services, which lock the session row and are idempotent, so two
 reapers at once (or a reaper and a portal) can't double-end or fork the audit trail.
@@ -15,6 +18,7 @@ reapers at once (or a reaper and a portal) can't double-end or fork the audit tr
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,12 +26,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from approvals.choices import RequestKind
 from approvals.services import expire_pending
 from portal.audit import record_event
 from portal.kube.client import ContainerState, ephemeral_state, get_client
 from portal.kube.errors import KubeError, KubeNotFound
 from portal.kube.sessions import stop_session_processes
-from sessions.choices import EndReason, SessionStatus
+from portal.kube.specs import MANAGED_BY, MANAGED_BY_LABEL, SESSION_LABEL
+from sessions.choices import LIVE_STATUSES, EndReason, SessionStatus
 from sessions.models import DebugSession
 from sessions.services import _fail as session_fail
 from sessions.services import end_expired_sessions, session_end
@@ -45,12 +51,15 @@ class ReapReport:
     provisioning_abandoned: int = 0
     sessions_gone: int = 0
     processes_stopped: int = 0
+    node_pods_deleted: int = 0
     marked_clean: int = 0
+    findings: int = 0
     errors: list[str] = field(default_factory=list)
 
     def any(self) -> bool:
         return any((self.requests_expired, self.sessions_expired, self.provisioning_abandoned,
-                    self.sessions_gone, self.processes_stopped, self.errors))
+                    self.sessions_gone, self.processes_stopped, self.node_pods_deleted, self.findings,
+                    self.errors))
 
 
 def reap_once(*, now: datetime | None = None) -> ReapReport:
@@ -61,7 +70,50 @@ def reap_once(*, now: datetime | None = None) -> ReapReport:
     _fail_abandoned_provisioning(now, report)
     _end_sessions_whose_shell_is_gone(report)
     _sweep_finished_sessions(now, report)
+    _delete_orphan_node_pods(report)
+    _oversight(now, report)
     return report
+
+
+def _oversight(now: datetime, report: ReapReport) -> None:
+    from sessions import oversight  # its own module: detection, findings, the webhook
+
+    try:
+        report.findings = oversight.scan(now=now)
+    except KubeError as exc:
+        report.errors.append(f"oversight: {exc.message}")
+
+
+def _delete_orphan_node_pods(report: ReapReport) -> None:
+    """Pods carrying our labels whose session is over, or that no session row knows (the row is
+    written before the pod is created, so that is e.g. a restored database or another portal's)."""
+    try:
+        pods = get_client().list_pods_raw(None, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}")
+    except KubeError as exc:
+        report.errors.append(f"listing node-debugger pods: {exc.message}")
+        return
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        session_id = (meta.get("labels") or {}).get(SESSION_LABEL, "")
+        session = DebugSession.objects.filter(pk=session_id).first() if _is_uuid(session_id) else None
+        if session is not None and session.status in LIVE_STATUSES:
+            continue
+        try:
+            if get_client().delete_pod(meta.get("namespace", ""), meta.get("name", "")):
+                report.node_pods_deleted += 1
+                logger.info("deleted orphaned node-debugger pod %s/%s", meta.get("namespace"), meta.get("name"))
+        except KubeError as exc:
+            report.errors.append(f"pod {meta.get('namespace')}/{meta.get('name')}: {exc.message}")
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _container_state(session: DebugSession) -> ContainerState | None:
@@ -103,7 +155,16 @@ def _sweep_finished_sessions(now: datetime, report: ReapReport) -> None:
     ).exclude(container_name="")
     for session in finished.select_related("request"):
         try:
-            state = _container_state(session)
+            if session.request.kind == RequestKind.NODE:
+                if get_client().delete_pod(session.namespace, session.pod):
+                    report.node_pods_deleted += 1
+                    with transaction.atomic():
+                        record_event(action="session.node_pod_deleted", actor=None, request=session.request,
+                                     session=session, data={"by": "reaper", "pod": f"{session.namespace}/{session.pod}"})
+                    continue  # confirm on the next pass that it is gone
+                state = None
+            else:
+                state = _container_state(session)
             if state is not None and state.state in ("running", "waiting"):
                 summary = stop_session_processes(session.namespace, session.pod, session.container_name, str(session.pk))
                 report.processes_stopped += 1

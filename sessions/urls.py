@@ -5,6 +5,7 @@ from django.urls import include, path
 from sessions import views
 
 urlpatterns = [
+    path("oversight/", views.oversight_page, name="oversight"),
     path("", include("sessions.review.urls")),
     path("<uuid:session_id>/", views.session_detail, name="session_detail"),
     path("<uuid:session_id>/end", views.session_end, name="session_end"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -11,10 +12,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.audit import AuditOrigin
 from portal.kube.specs import NODE_PROFILE_HELP
-from portal.permissions import can_end_session, can_use_terminal, can_view_request
+from portal.permissions import can_end_session, can_use_terminal, can_view_request, is_admin
 from sessions import services
 from sessions.choices import LIVE_STATUSES
-from sessions.models import DebugSession
+from sessions.models import DebugSession, Finding
 from sessions.review.views import review_context
 
 
@@ -93,3 +94,20 @@ def session_end(request: HttpRequest, session_id) -> HttpResponse:  # type: igno
     else:
         messages.success(request, "The session is ended; its shell is being stopped.")
     return redirect("session_detail", session_id=session.pk)
+
+
+@login_required
+@require_GET
+def oversight_page(request: HttpRequest) -> HttpResponse:
+    """Admins only: what bypassed the portal (findings are written by the reaper's oversight pass)."""
+    if not is_admin(request.user):
+        raise PermissionDenied("Only admins can see unmanaged debug access.")
+    return render(
+        request,
+        "sessions/oversight.html",
+        {
+            "findings": Finding.objects.all()[:500],
+            "long_minutes": settings.EPHEMERA_LONG_SESSION_MINUTES,
+            "webhook": bool(settings.EPHEMERA_UNMANAGED_WEBHOOK_URL),
+        },
+    )
