@@ -28,3 +28,18 @@ class EndReason(models.TextChoices):
     ADMIN = "admin", "Ended by an admin"
     CONTAINER_EXITED = "container_exited", "The debug shell exited"
     POD_GONE = "pod_gone", "The pod is gone"
+
+
+class ExtensionStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    DENIED = "denied", "Denied"
+    CANCELLED = "cancelled", "Cancelled"  # the session ended before anyone decided
+
+
+EXTENSION_MOVES: dict[str, frozenset[str]] = {
+    ExtensionStatus.PENDING: frozenset({ExtensionStatus.APPROVED, ExtensionStatus.DENIED, ExtensionStatus.CANCELLED}),
+    ExtensionStatus.APPROVED: frozenset(),
+    ExtensionStatus.DENIED: frozenset(),
+    ExtensionStatus.CANCELLED: frozenset(),
+}

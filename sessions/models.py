@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from sessions.choices import SessionStatus
+from sessions.choices import ExtensionStatus, SessionStatus
 
 
 class DebugSession(models.Model):
@@ -86,3 +86,32 @@ class Finding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.key}"
+
+
+class SessionExtension(models.Model):
+    """The requester asks for more time on a running session; an approver decides, like a request.
+
+    The status only moves along `sessions.choices.EXTENSION_MOVES`, through sessions.extensions.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(DebugSession, on_delete=models.PROTECT, related_name="extensions")
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    minutes = models.PositiveIntegerField()
+    reason = models.TextField()
+    status = models.CharField(max_length=16, choices=ExtensionStatus.choices, default=ExtensionStatus.PENDING, db_index=True)
+    created_at = models.DateTimeField()
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session"], condition=models.Q(status="pending"), name="one_pending_extension_per_session"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"+{self.minutes} min for {self.session_id} ({self.status})"
