@@ -1,0 +1,112 @@
+"""The read-only live view: /ws/sessions/<id>/watch streams a running session's output.
+
+Only output goes out (the current screen on join, then what the shell prints, coalesced by
+the recorder every 100 ms through the channel layer); nothing a watcher sends is read, so
+a watcher can never type into the engineer's shell. Opening it is audited.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.core.exceptions import PermissionDenied
+
+from portal import permissions
+from portal.audit import AuditOrigin
+from portal.events import session_group
+from sessions.bridge import protocol, registry
+from sessions.choices import SessionStatus
+from sessions.models import DebugSession
+from sessions.recording.live import watch_group
+from sessions.recording.selectors import output_tail
+from sessions.review import services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WatchAccess:
+    requester: str = ""
+    close_code: int = 0
+    message: str = ""
+
+
+def watch_access(*, user: Any, session_id: str) -> WatchAccess:
+    if user is None or not user.is_authenticated:
+        return WatchAccess(close_code=protocol.CLOSE_UNAUTHENTICATED, message="Not logged in (or the API token is invalid).")
+    session = DebugSession.objects.select_related("request", "request__requester").filter(pk=session_id).first()
+    if session is None or not permissions.can_view_request(user, session.request):
+        return WatchAccess(close_code=protocol.CLOSE_NOT_FOUND, message="No such session.")
+    if session.status != SessionStatus.RUNNING:
+        return WatchAccess(close_code=protocol.CLOSE_GONE, message=f"The session is {session.get_status_display().lower()}.")
+    if not permissions.can_watch_session(user, session):
+        return WatchAccess(
+            close_code=protocol.CLOSE_FORBIDDEN, message="Only approvers, auditors and admins may watch a session."
+        )
+    return WatchAccess(requester=session.request.requester.get_username())
+
+
+class WatchConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
+        self.joined: list[str] = []
+        self.closing = False
+        await self.accept()  # first, so a refusal carries a close code and a message
+        user = self.scope.get("user")
+        access = await database_sync_to_async(watch_access)(user=user, session_id=self.session_id)
+        if access.close_code:
+            await self._finish(access.close_code, "denied", access.message)
+            return
+        try:
+            await database_sync_to_async(services.session_watch_started)(
+                session_id=self.session_id, watcher=user, origin=AuditOrigin.from_scope(self.scope)
+            )
+        except (PermissionDenied, DebugSession.DoesNotExist):
+            await self._finish(protocol.CLOSE_GONE, "denied", "This session can no longer be watched.")
+            return
+        for group in (watch_group(self.session_id), session_group(self.session_id)):
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.joined.append(group)
+        await self.send(
+            bytes_data=protocol.status(
+                "watching", f"Watching {access.requester}'s session live, read-only: nothing you type reaches it."
+            )
+        )
+        terminal = registry.peek(self.session_id)
+        tail = terminal.tail.snapshot() if terminal is not None else b""
+        if not tail:  # the terminal lives in another portal process: the recording's tail
+            tail = await database_sync_to_async(output_tail)(self.session_id)
+        if tail:
+            await self.send(bytes_data=protocol.output(tail))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Read-only: whatever a watcher sends is dropped."""
+
+    async def watch_output(self, event: dict[str, Any]) -> None:
+        if not self.closing:
+            await self.send(bytes_data=protocol.output(event["data"]))
+
+    async def session_changed(self, event: dict[str, Any]) -> None:
+        if event.get("status") in (SessionStatus.ENDED, SessionStatus.FAILED):
+            await self._finish(protocol.CLOSE_GONE, "ended", event.get("message") or f"The session has {event['status']}.")
+
+    async def _finish(self, code: int, event: str, message: str) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        await self.send(bytes_data=protocol.status(event, message))
+        await self.close(code=code)
+        await self._leave()
+
+    async def disconnect(self, code: int) -> None:
+        self.closing = True
+        await self._leave()
+
+    async def _leave(self) -> None:
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined = []
