@@ -209,10 +209,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         await self._finish(protocol.CLOSE_GONE, "", "")
 
     async def _end_session(self, reason: str) -> None:
-        from sessions import services
-
+        # Its own thread, not the shared database_sync_to_async one: stopping the shell execs
+        # into the cluster and must not stall every other terminal's database calls.
         try:
-            await database_sync_to_async(services.session_end)(session_id=self.session_id, actor=None, reason=reason)
+            await sync_to_async(_end_session_now, thread_sensitive=False)(session_id=self.session_id, reason=reason)
         except Exception:  # the reaper ends it anyway; the socket still closes
             log.exception("terminal %s: ending the expired session failed", self.session_id)
 
@@ -273,3 +273,14 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         terminal = getattr(self, "terminal", None)
         if terminal is not None and terminal.owner is self:
             terminal.owner = None
+
+
+def _end_session_now(*, session_id: str, reason: str) -> None:
+    from django.db import connection
+
+    from sessions import services
+
+    try:
+        services.session_end(session_id=session_id, actor=None, reason=reason)
+    finally:
+        connection.close()  # this pool thread is not Django's: don't leave its connection open
