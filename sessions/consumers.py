@@ -82,7 +82,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         await self.send(
             bytes_data=protocol.status(
                 "connected",
-                ("Reattached: screen restored. " if tail else "Connected. ") + recording.notice(),
+                # The shell printed its prompt before anyone attached (as with kubectl attach).
+                ("Reattached: screen restored. " if tail else "Connected. If you don't see a prompt, press Enter. ")
+                + recording.notice(),
                 expires_at=self.expires_at.isoformat(),
                 reattached=bool(tail),
             )
@@ -198,9 +200,15 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     async def _expire(self) -> None:
         """The time limit holds on the server, whatever the browser does."""
-        await asyncio.sleep(max(0.0, (self.expires_at - timezone.now()).total_seconds()))
-        if self.closing:
-            return
+        while True:
+            await asyncio.sleep(max(0.0, (self.expires_at - timezone.now()).total_seconds()))
+            if self.closing:
+                return
+            # An approved extension may have moved the limit meanwhile: the database decides.
+            latest = await database_sync_to_async(_expires_at)(self.session_id)
+            if latest is None or latest <= timezone.now():
+                break
+            self.expires_at = latest
         # The message first (visible at once), then stop the shell, then close: the group's
         # "ended" broadcast from session_end is ignored meanwhile (self.expiring).
         self.expiring = True
@@ -218,6 +226,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     async def session_changed(self, event: dict[str, Any]) -> None:
         """From the session's group: an end or failure anywhere closes this terminal."""
+        ext = event.get("extension") or {}
+        if ext.get("status") == "approved" and event.get("expires_at") and not self.closing:
+            # The timer re-reads the limit when it fires; this only tells the user at once.
+            await self.send(bytes_data=protocol.status(
+                "extended", f"The session was extended by {ext.get('minutes')} minutes.", expires_at=event["expires_at"]))
         if event.get("status") in (SessionStatus.ENDED, SessionStatus.FAILED) and not (self.closing or self.expiring):
             message = event.get("message") or f"The session has {event['status']}."
             await self._finish(protocol.CLOSE_GONE, "ended", message)
@@ -273,6 +286,12 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         terminal = getattr(self, "terminal", None)
         if terminal is not None and terminal.owner is self:
             terminal.owner = None
+
+
+def _expires_at(session_id: str) -> datetime | None:
+    from sessions.models import DebugSession
+
+    return DebugSession.objects.filter(pk=session_id).values_list("expires_at", flat=True).first()
 
 
 def _end_session_now(*, session_id: str, reason: str) -> None:
