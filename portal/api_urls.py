@@ -4,11 +4,13 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
 from approvals import api as requests_api
+from portal.audit_api import AuditExportView
 from sessions import api as sessions_api
 from sessions.recording import api as recording_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("v1/audit/export", AuditExportView.as_view(), name="api-audit-export"),
     path("v1/requests", requests_api.RequestListView.as_view(), name="api-requests"),
     path("v1/requests/<uuid:pk>", requests_api.RequestDetailView.as_view(), name="api-request"),
     path("v1/requests/<uuid:pk>/approve", requests_api.RequestApproveView.as_view(), name="api-request-approve"),
