@@ -65,7 +65,7 @@ def history(viewer: Any, filters: HistoryFilters) -> QuerySet[DebugSession]:
     if f.namespace:
         qs = qs.filter(request__namespace=f.namespace)
     if f.pod:
-        qs = qs.filter(Q(request__pod__startswith=f.pod) | Q(pod__startswith=f.pod))
+        qs = qs.filter(request__pod__startswith=f.pod)
     if f.node:
         qs = qs.filter(request__node=f.node)
     if f.status:
