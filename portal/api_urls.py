@@ -18,5 +18,8 @@ urlpatterns = [
     path("v1/requests/<uuid:pk>/cancel", requests_api.RequestCancelView.as_view(), name="api-request-cancel"),
     path("v1/sessions/<uuid:pk>", sessions_api.SessionDetailView.as_view(), name="api-session"),
     path("v1/sessions/<uuid:pk>/end", sessions_api.SessionEndView.as_view(), name="api-session-end"),
+    path("v1/sessions/<uuid:pk>/extend", sessions_api.SessionExtendView.as_view(), name="api-session-extend"),
+    path("v1/extensions/<uuid:pk>/approve", sessions_api.ExtensionApproveView.as_view(), name="api-extension-approve"),
+    path("v1/extensions/<uuid:pk>/deny", sessions_api.ExtensionDenyView.as_view(), name="api-extension-deny"),
     path("v1/sessions/<uuid:pk>/recording.cast", recording_api.RecordingCastView.as_view(), name="api-session-recording"),
 ]

@@ -1,4 +1,4 @@
-"""JSON API for debug sessions: read one, end one."""
+"""JSON API for debug sessions: read one, end one, ask for more time and decide on it."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from approvals.api import body, validation_response
-from approvals.serializers import SessionSerializer
+from approvals.api import body, conflict_response, validation_response
+from approvals.serializers import CommentSerializer, SessionSerializer
 from portal import permissions
 from portal.audit import AuditOrigin
-from sessions import selectors, services
-from sessions.models import DebugSession
-from sessions.serializers import EndSerializer
+from sessions import extensions, selectors, services
+from sessions.models import DebugSession, SessionExtension
+from sessions.serializers import EndSerializer, ExtendSerializer, ExtensionSerializer
 
 
 def _visible_or_404(request: Request, session_id: Any) -> DebugSession:
@@ -57,3 +57,71 @@ class SessionEndView(APIView):
         except ValidationError as exc:
             return validation_response(exc)
         return Response(SessionSerializer(selectors.get_visible_session(request.user, session.pk)).data)
+
+
+def _extension_or_404(request: Request, extension_id: Any) -> SessionExtension:
+    ext = SessionExtension.objects.select_related("session__request").filter(pk=extension_id).first()
+    if ext is None or not permissions.can_view_request(request.user, ext.session.request):
+        raise NotFound("No such extension.")
+    return ext
+
+
+class SessionExtendView(APIView):
+    @extend_schema(
+        request=ExtendSerializer,
+        responses={201: ExtensionSerializer, 400: None, 403: None, 404: None, 409: None},
+        summary="Ask for more time on your running session (needs an approver)",
+    )
+    def post(self, request: Request, pk: Any) -> Response:
+        session = _visible_or_404(request, pk)
+        data = body(request)
+        try:
+            ext = extensions.extension_request(
+                session_id=session.pk,
+                user=request.user,
+                minutes=data.get("minutes"),
+                reason=str(data.get("reason") or ""),
+                origin=AuditOrigin.from_request(request._request),
+            )
+        except ValidationError as exc:
+            return validation_response(exc)
+        except extensions.ExtensionConflict as exc:
+            return conflict_response(str(exc))
+        return Response(ExtensionSerializer(ext).data, status=201)
+
+
+class _ExtensionDecisionView(APIView):
+    decide: Any = None
+
+    def post(self, request: Request, pk: Any) -> Response:
+        ext = _extension_or_404(request, pk)
+        try:
+            ext = type(self).decide(
+                extension_id=ext.pk,
+                approver=request.user,
+                comment=str(body(request).get("comment") or ""),
+                origin=AuditOrigin.from_request(request._request),
+            )
+        except ValidationError as exc:
+            return validation_response(exc)
+        except extensions.ExtensionConflict as exc:
+            return conflict_response(str(exc))
+        return Response(ExtensionSerializer(ext).data)
+
+
+class ExtensionApproveView(_ExtensionDecisionView):
+    decide = staticmethod(extensions.extension_approve)
+
+    @extend_schema(request=CommentSerializer, responses={200: ExtensionSerializer, 403: None, 404: None, 409: None},
+                   summary="Approve an extension: the session's time limit moves")
+    def post(self, request: Request, pk: Any) -> Response:
+        return super().post(request, pk)
+
+
+class ExtensionDenyView(_ExtensionDecisionView):
+    decide = staticmethod(extensions.extension_deny)
+
+    @extend_schema(request=CommentSerializer, responses={200: ExtensionSerializer, 400: None, 403: None, 404: None,
+                   409: None}, summary="Deny an extension (a comment is required)")
+    def post(self, request: Request, pk: Any) -> Response:
+        return super().post(request, pk)

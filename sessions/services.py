@@ -361,6 +361,8 @@ def session_end(
             raise PermissionDenied("You can't end this session.")
         if session.status not in LIVE_STATUSES:
             return session
+        if reason == EndReason.EXPIRED and session.expires_at and session.expires_at > timezone.now():
+            return session  # extended since the caller looked: not expired after all
         if reason in _REASON_REQUIRED and actor is not None and not comment:
             raise ValidationError({"reason": ["Say why you end this session (the requester sees this)."]})
         was_running = session.status == SessionStatus.RUNNING
@@ -371,6 +373,8 @@ def session_end(
         session.end_comment = comment
         session.progress = "ended"
         session.save(update_fields=["status", "ended_at", "end_reason", "ended_by", "end_comment", "progress"])
+        # An extension nobody decided yet has nothing left to extend.
+        session.extensions.filter(status="pending").update(status="cancelled", decided_at=session.ended_at)
         record_event(
             action="session.ended",
             actor=actor,
