@@ -174,9 +174,15 @@ def _pending_context(request: HttpRequest) -> dict[str, object]:
         .prefetch_related("decisions__approver")
         .order_by("created_at")
     )
+    from sessions.extensions import pending_extensions  # sessions depends on approvals, not back
+
     return {
         "pending": [(req, permissions.can_decide(request.user, req)) for req in pending],
         "decision_form": DecisionForm(),
+        "extensions": [
+            (ext, permissions.is_approver(request.user) and ext.session.request.requester_id != request.user.pk)
+            for ext in pending_extensions()
+        ],
     }
 
 

@@ -9,5 +9,7 @@ urlpatterns = [
     path("", include("sessions.review.urls")),
     path("<uuid:session_id>/", views.session_detail, name="session_detail"),
     path("<uuid:session_id>/end", views.session_end, name="session_end"),
+    path("<uuid:session_id>/extend", views.session_extend, name="session_extend"),
+    path("extensions/<uuid:extension_id>/decide", views.extension_decide, name="extension_decide"),
     path("<uuid:session_id>/status.json", views.session_status, name="session_status"),
 ]

@@ -13,9 +13,9 @@ from django.views.decorators.http import require_GET, require_POST
 from portal.audit import AuditOrigin
 from portal.kube.specs import NODE_PROFILE_HELP
 from portal.permissions import can_end_session, can_use_terminal, can_view_request, is_admin
-from sessions import services
+from sessions import extensions, services
 from sessions.choices import LIVE_STATUSES
-from sessions.models import DebugSession, Finding
+from sessions.models import DebugSession, Finding, SessionExtension
 from sessions.review.views import review_context
 
 
@@ -61,6 +61,8 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:  # type: i
             "end_message": services.end_message(session) if session.status not in LIVE_STATUSES else "",
             "node_profile_help": NODE_PROFILE_HELP.get(session.request.profile, "") if session.request.kind == "node" else "",
             "status_json": _status(session),
+            "can_extend": is_requester and session.status == "running",
+            "extensions": session.extensions.select_related("decided_by").all()[:20],
             # Timeline, replay, commands, reviews: by role (sessions.review).
             **review_context(request.user, session),
         },
@@ -111,3 +113,53 @@ def oversight_page(request: HttpRequest) -> HttpResponse:
             "webhook": bool(settings.EPHEMERA_UNMANAGED_WEBHOOK_URL),
         },
     )
+
+
+@login_required
+@require_POST
+def session_extend(request: HttpRequest, session_id) -> HttpResponse:  # type: ignore[no-untyped-def]
+    """The requester's "ask for more time" form; the same service as the API."""
+    session = _session_for(request.user, session_id)
+    try:
+        extensions.extension_request(
+            session_id=session.pk,
+            user=request.user,
+            minutes=request.POST.get("minutes"),
+            reason=request.POST.get("reason", ""),
+            origin=AuditOrigin.from_request(request),
+        )
+    except PermissionDenied:
+        messages.error(request, "Only the requester can ask to extend this session.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except extensions.ExtensionConflict as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Your extension was sent to the approvers.")
+    return redirect("session_detail", session_id=session.pk)
+
+
+@login_required
+@require_POST
+def extension_decide(request: HttpRequest, extension_id) -> HttpResponse:  # type: ignore[no-untyped-def]
+    """Approve or deny an extension from the approvals queue."""
+    ext = SessionExtension.objects.select_related("session__request").filter(pk=extension_id).first()
+    if ext is None or not can_view_request(request.user, ext.session.request):
+        raise Http404("No such extension")
+    decide = extensions.extension_approve if request.POST.get("verdict") == "approve" else extensions.extension_deny
+    try:
+        decide(
+            extension_id=ext.pk,
+            approver=request.user,
+            comment=request.POST.get("comment", ""),
+            origin=AuditOrigin.from_request(request),
+        )
+    except PermissionDenied as exc:
+        messages.error(request, str(exc) or "You can't decide this extension.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except extensions.ExtensionConflict as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Decision recorded.")
+    return redirect("approvals")

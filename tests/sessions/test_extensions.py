@@ -135,3 +135,24 @@ async def test_the_terminal_outlives_its_old_limit_after_an_extension(term_sessi
     session = await sync_to_async(DebugSession.objects.get)(pk=sid)
     assert session.status == "running" and session.expires_at > timezone.now()
     await sync_to_async(services.session_end)(session_id=sid, actor=term_users.alice, reason=EndReason.USER)
+
+
+def test_the_session_page_and_the_approvals_queue_carry_the_buttons(running: DebugSession, alice: Any, bob: Any) -> None:
+    from django.test import Client
+
+    as_alice, as_bob = Client(), Client()
+    as_alice.force_login(alice)
+    as_bob.force_login(bob)
+    assert f'action="/sessions/{running.pk}/extend"' in as_alice.get(f"/sessions/{running.pk}/").content.decode()
+    assert "/extend" not in as_bob.get(f"/sessions/{running.pk}/").content.decode()
+    resp = as_alice.post(f"/sessions/{running.pk}/extend", {"minutes": "10", "reason": "flaky repro"})
+    assert resp.status_code == 302
+    ext = SessionExtension.objects.get()
+    queue = as_bob.get("/approvals/").content.decode()
+    assert f"/sessions/extensions/{ext.pk}/decide" in queue and "flaky repro" in queue
+    before = DebugSession.objects.get(pk=running.pk).expires_at
+    assert as_alice.post(f"/sessions/extensions/{ext.pk}/decide", {"verdict": "approve"}).status_code == 302
+    assert SessionExtension.objects.get().status == "pending"  # not her own
+    assert as_bob.post(f"/sessions/extensions/{ext.pk}/decide", {"verdict": "approve"}).status_code == 302
+    assert DebugSession.objects.get(pk=running.pk).expires_at == before + timedelta(minutes=10)
+    assert "Approved by bob" in as_alice.get(f"/sessions/{running.pk}/").content.decode()
