@@ -113,3 +113,25 @@ def test_a_review_needs_a_note_and_an_ended_session(db: Any, alice: Any, admin_u
     DebugSession.objects.filter(pk=session.pk).update(status="ended")
     client.post(f"/sessions/{session.pk}/review", {"note": "fine"})
     assert SessionReview.objects.count() == 1
+
+
+@pytest.mark.parametrize("who,code", [("bob", 200), ("dave", 200), ("admin", 200), ("alice", 403), ("eve", 404)])
+def test_the_watch_page_is_for_approvers_auditors_and_admins(
+    db: Any, people: Any, make_request: Any, who: str, code: int
+) -> None:
+    session = ended_session(people.alice, make_request)
+    DebugSession.objects.filter(pk=session.pk).update(status="running")
+    client = Client()
+    client.force_login(getattr(people, who))
+    resp = client.get(f"/sessions/{session.pk}/watch")
+    assert resp.status_code == code
+    if code == 200:
+        assert f'data-ws-path="/ws/sessions/{session.pk}/watch"' in resp.content.decode()
+        assert 'id="watch-live"' in _page(getattr(people, who), session).content.decode()
+
+
+def test_an_ended_session_cannot_be_watched(db: Any, alice: Any, bob: Any, make_request: Any) -> None:
+    session = ended_session(alice, make_request)
+    client = Client()
+    client.force_login(bob)
+    assert client.get(f"/sessions/{session.pk}/watch").status_code == 403
