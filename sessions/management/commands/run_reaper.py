@@ -6,10 +6,10 @@ import signal
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from portal.env import envint
 from sessions.reaper import reap_once
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
                             help="seconds between passes (default EPHEMERA_REAPER_INTERVAL_SECONDS or 5)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        interval = options["interval"] or envint("EPHEMERA_REAPER_INTERVAL_SECONDS", 5, minimum=1)
+        interval = options["interval"] or settings.EPHEMERA_REAPER_INTERVAL_SECONDS
         stopping = False
 
         def stop(*_: object) -> None:
