@@ -114,7 +114,9 @@ def portal_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             log.close()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API runs an asyncio loop in this thread for
+# as long as it is open, and every later test that calls asyncio.run() would then fail.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
