@@ -197,11 +197,20 @@ def test_after_a_sigkill_the_reaper_cleans_up_within_a_minute(portal: tuple[Port
     pod_sid, node_sid, node_pod = pod_session["id"], node_session["id"], node_session["pod"]
     assert _wait(lambda: session_pids(pod_sid) and session_pids(node_sid), 15)
 
+    # The websocket client gets a thread and loop of its own: pytest may already run a loop here
+    # (Playwright's sync API in the browser tests does).
     loop = asyncio.new_event_loop()
-    http, ws = loop.run_until_complete(_open_terminal(p, alice, node_sid))
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+
+    def on_loop(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(60)
+
+    http, ws = on_loop(_open_terminal(p, alice, node_sid))
     try:
         # End the pod session, but hold up the exec that kills its shell, and die meanwhile.
         cluster.faults.add(path="/exec", delay=60)
+
         def end_it() -> None:
             try:
                 p.api(alice, "POST", f"/api/v1/sessions/{pod_sid}/end", {}, timeout=90)
@@ -213,8 +222,10 @@ def test_after_a_sigkill_the_reaper_cleans_up_within_a_minute(portal: tuple[Port
         assert _wait(lambda: p.api(alice, "GET", f"/api/v1/sessions/{pod_sid}")[1]["status"] == "ended", 20)
         p.sigkill()
     finally:
-        loop.run_until_complete(ws.close())
-        loop.run_until_complete(http.close())
+        on_loop(ws.close())
+        on_loop(http.close())
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(10)
         loop.close()
     cluster.faults.clear()
 
