@@ -5,6 +5,7 @@ alice and bob use two separate browser contexts (two cookie jars), like two peop
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -15,7 +16,10 @@ from playwright.sync_api import Page, expect
 pytestmark = pytest.mark.browser
 
 PROMPT = r"(^|\n)\S*\s?[#$] ?"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots go to var/ on every run; EPHEMERA_UPDATE_SCREENSHOTS=1 writes the README's
+# copies in docs/screenshots instead (a test run must not change tracked files).
+_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = _ROOT / "docs" / "screenshots" if os.environ.get("EPHEMERA_UPDATE_SCREENSHOTS") == "1" else _ROOT / "var" / "test" / "screenshots"
 
 
 def login(page: Page, base: str, name: str) -> None:
