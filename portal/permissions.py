@@ -22,7 +22,12 @@ def _active(user: Any) -> bool:
 def _in_group(user: Any, name: str) -> bool:
     if not _active(user):
         return False
-    return user.groups.filter(name=name).exists()
+    # One query per user object, not one per check: list pages ask for every row.
+    names = getattr(user, "_ephemera_group_names", None)
+    if names is None:
+        names = frozenset(user.groups.values_list("name", flat=True))
+        user._ephemera_group_names = names
+    return name in names
 
 
 def is_admin(user: Any) -> bool:
@@ -49,7 +54,8 @@ def can_decide(user: Any, req: DebugRequest) -> bool:
         return False
     if req.status != RequestStatus.PENDING or req.expires_at <= timezone.now():
         return False
-    return not req.decisions.filter(approver=user).exists()
+    # Iterating uses the prefetched decisions when a list page loaded them.
+    return all(d.approver_id != user.pk for d in req.decisions.all())
 
 
 def can_use_terminal(user: Any, session: DebugSession) -> bool:

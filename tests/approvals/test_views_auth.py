@@ -309,3 +309,26 @@ def test_only_requests_that_can_still_change_are_watched(users, alice_request):
     assert f'data-api-url="/api/v1/requests/{alice_request.pk}"' in body
     done = make_request(users["alice"], status=RequestStatus.DENIED)
     assert 'id="request-watch"' not in alice.get(reverse("request_detail", args=[done.pk])).content.decode()
+
+
+def test_the_queue_costs_the_same_queries_for_2_or_20_pending_requests(users):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for_queue() -> int:
+        client = client_for(users, "bob")
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(reverse("approvals_pending")).status_code == 200
+        return len(ctx.captured_queries)
+
+    def with_a_vote(req: DebugRequest) -> None:  # requests with decisions prefetch their approvers too
+        Decision.objects.create(request=req, approver=users["carol"], verdict="approve", comment="", created_at=timezone.now())
+
+    with_a_vote(make_request(users["alice"]))
+    make_request(users["alice"])
+    few = queries_for_queue()
+    for i in range(18):
+        req = make_request(users["eve"])
+        if i % 3 == 0:
+            with_a_vote(req)
+    assert queries_for_queue() == few
