@@ -107,7 +107,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("EPHEMERA_CHANNEL_PREFIX", "ephemera")},
+            # redis-py 8 reads with a 5 s socket timeout by default, exactly channels-redis's BRPOP
+            # timeout: a consumer idle for 5 s (no group message) then crashes with TimeoutError.
+            # A longer read timeout keeps BRPOP's own 5 s in charge, and still notices a dead Redis.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env("EPHEMERA_CHANNEL_PREFIX", "ephemera"),
+            },
         }
     }
 else:

@@ -164,3 +164,15 @@ def make_request(db: Any) -> Callable[..., Any]:
         return DebugRequest.objects.create(**fields)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer() -> Iterator[None]:
+    """Each test gets channel layer instances of its own. channels-redis binds its receive lock
+    to the event loop of the first receive(); every async test runs its own loop, so one test
+    that ends mid-receive would otherwise break every later websocket test (only with REDIS_URL)."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()

@@ -4,6 +4,7 @@ every step audited; the connected terminal keeps running past the old limit."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -126,7 +127,10 @@ async def test_the_terminal_outlives_its_old_limit_after_an_extension(term_sessi
         ext = await sync_to_async(extensions.extension_request)(
             session_id=sid, user=term_users.alice, minutes=1, reason="need a minute", origin=None)
         await sync_to_async(extensions.extension_approve)(extension_id=ext.pk, approver=term_users.bob, origin=None)
-        await asyncio.sleep(6)  # past the old limit
+        # Past the old limit, reading the socket meanwhile (as a browser would).
+        old_limit_passed = asyncio.get_running_loop().time() + 6
+        with contextlib.suppress(AssertionError):
+            await term.until(lambda: asyncio.get_running_loop().time() > old_limit_passed, timeout=7)
         assert term.close_code is None, term.statuses
         assert b"still-here" in await term.run("echo still-here", "ext")
         assert any(s.get("event") == "extended" for s in term.statuses), term.statuses
