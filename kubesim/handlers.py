@@ -178,7 +178,7 @@ class Handlers:
     async def _update_pod(self, request: web.Request, info: RequestInfo) -> web.Response:
         current = self.store.get("pods", info.namespace, info.name)
         new = await self._new_object(request, current)
-        new_spec = copy.deepcopy(new.get("spec") if isinstance(new.get("spec"), dict) else current["spec"])
+        new_spec: dict[str, Any] = copy.deepcopy(new["spec"] if isinstance(new.get("spec"), dict) else current["spec"])
         for key in ("containers", "initContainers"):
             for c in new_spec.get(key) or []:
                 default_container(c)

@@ -80,7 +80,7 @@ class KubeSim:
             self.ca_file.write_bytes(certs.ca_pem)
         self._site = self._new_site()
         await self._site.start()
-        sockets = self._site._server.sockets if self._site._server else []  # type: ignore[union-attr]
+        sockets = self._site._server.sockets if self._site._server else []  # type: ignore[union-attr,attr-defined]
         self.port = sockets[0].getsockname()[1]
         scheme = "http" if self.plain_http else "https"
         self.url = f"{scheme}://{self.host}:{self.port}"

@@ -6,6 +6,7 @@ One store per cluster, used only from the server's event loop (so no locking).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import uuid
 from collections import deque
@@ -122,9 +123,9 @@ class Store:
             if sub.resource == resource and (sub.namespace is None or sub.namespace == obj["metadata"].get("namespace", "")):
                 sub.queue.put_nowait(event)
 
-    def subscribe(self, resource: str, namespace: str | None, since_rv: int | None) -> tuple[Subscription, list[Event]]:
+    def subscribe(self, resource: str, namespace: str | None, since_rv: int | None) -> tuple[Subscription, builtins.list[Event]]:  # Store.list shadows the builtin here
         """Register a watcher; returns it plus the replayed events after since_rv (None: no replay)."""
-        replay: list[Event] = []
+        replay: builtins.list[Event] = []
         if since_rv is not None and since_rv < self._rv:
             oldest = self.oldest_replayable()
             if since_rv < oldest:

@@ -119,6 +119,7 @@ async def serve(
         await resp.write((json.dumps({"type": "ERROR", "object": gone.status()}) + "\n").encode())
         await resp.write_eof()
         return resp
+    assert sub is not None  # only a 410 leaves it unset, and that returned above
 
     deadline = time.monotonic() + timeout if timeout else None
     try:
@@ -139,15 +140,16 @@ async def serve(
             if transport is None or transport.is_closing():
                 break
             try:
-                event = await asyncio.wait_for(sub.queue.get(), wait)
+                queued = await asyncio.wait_for(sub.queue.get(), wait)
             except TimeoutError:
                 # Periodic bookmarks let clients resume without a relist, as the watch cache does.
                 if bookmarks and time.monotonic() - last_bookmark > 30:
                     await writer.bookmark(store.resource_version)
                     last_bookmark = time.monotonic()
                 continue
-            if event is None:  # server stopping or going unreachable
+            if queued is None:  # server stopping or going unreachable
                 break
+            event = queued
             if event.rv <= start_rv and not replay and since is None:
                 continue
             await _send_filtered(writer, event, match)

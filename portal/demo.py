@@ -77,7 +77,7 @@ def main() -> int:
     while True:
         for child in children:
             if child.poll() is not None:
-                print(f"{child.args[2] if len(child.args) > 2 else child.args} exited with {child.returncode}; stopping", file=sys.stderr)
+                print(f"{child.args!r} exited with {child.returncode}; stopping", file=sys.stderr)
                 stop()
         time.sleep(0.5)
 
