@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_JS := frontend/node_modules/.installed
 BUNDLE := frontend/build/ephemera/.built
+TYPED := portal approvals sessions kubesim bench
 
 .PHONY: run test deps lint bench clean
 
@@ -32,16 +33,18 @@ $(BUNDLE): $(STAMP_JS) frontend/build.mjs $(shell find frontend/src -type f 2>/d
 run: deps
 	$(PY) -m portal.demo
 
-# The whole suite: lint, migrations check, unit/service/consumer tests, kubesim with the real
+# The whole suite: lint, type check, migrations check, unit/service/consumer tests, kubesim with the real
 # kubectl, and the browser tests (Debian's chromium, installed here if missing).
 test: deps
 	bash scripts/ensure-chromium.sh
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(TYPED)
 	EPHEMERA_DEMO=1 $(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP_PY)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(TYPED)
 
 bench: deps
 	$(PY) bench/kubesim_attach.py

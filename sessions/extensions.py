@@ -132,7 +132,9 @@ def _decide(
         if ext.status != ExtensionStatus.PENDING:
             raise ExtensionConflict(f"This extension is already {ext.status}.")
         now = timezone.now()
-        if verdict == ExtensionStatus.APPROVED and (session.status != SessionStatus.RUNNING or session.expires_at <= now):
+        if verdict == ExtensionStatus.APPROVED and (
+            session.status != SessionStatus.RUNNING or session.expires_at is None or session.expires_at <= now
+        ):
             _move(ext, ExtensionStatus.CANCELLED)
             ext.decided_at = now
             ext.save(update_fields=["status", "decided_at"])
@@ -146,9 +148,11 @@ def _decide(
         data: dict[str, Any] = {"extension": str(ext.pk), "minutes": ext.minutes, "comment": comment}
         if verdict == ExtensionStatus.APPROVED:
             old = session.expires_at
-            session.expires_at = old + timedelta(minutes=ext.minutes)
+            assert old is not None  # a running session always has its limit (checked above)
+            new_limit = old + timedelta(minutes=ext.minutes)
+            session.expires_at = new_limit
             session.save(update_fields=["expires_at"])
-            data.update({"expires_at_before": old.isoformat(), "expires_at": session.expires_at.isoformat()})
+            data.update({"expires_at_before": old.isoformat(), "expires_at": new_limit.isoformat()})
             record_event(action="session.extended", actor=approver, request=session.request, session=session,
                          origin=origin, data=data)
         else:

@@ -69,7 +69,7 @@ def end_message(session: DebugSession) -> str:
         return session.failure_message
     label = EndReason(session.end_reason).label if session.end_reason in EndReason.values else session.end_reason
     if session.end_comment:
-        who = f" ({session.ended_by.get_username()})" if session.ended_by_id else ""
+        who = f" ({session.ended_by.get_username()})" if session.ended_by is not None else ""
         return f"{label}{who}: {session.end_comment}"
     return str(label)
 

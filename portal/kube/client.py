@@ -284,11 +284,11 @@ class KubeClient:
                         last = state
                         yield state
                     if state.done:
-                        resp.release_conn()
+                        resp.release_conn()  # type: ignore[attr-defined]  # _preload_content=False: a urllib3 response
                         return
                     if time.monotonic() >= deadline:
                         break
-                resp.release_conn()
+                resp.release_conn()  # type: ignore[attr-defined]  # _preload_content=False: a urllib3 response
             except KubeError:
                 raise
             except ApiException as exc:
