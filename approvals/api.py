@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -95,19 +96,7 @@ class RequestApproveView(APIView):
         summary="Approve (one vote)",
     )
     def post(self, request: Request, pk: Any) -> Response:
-        req = visible_or_404(request, pk)
-        try:
-            services.request_approve(
-                request_id=req.pk,
-                approver=request.user,
-                comment=str(body(request).get("comment") or ""),
-                origin=AuditOrigin.from_request(request._request),
-            )
-        except ValidationError as exc:
-            return validation_response(exc)
-        except services.RequestConflict as exc:
-            return conflict_response(str(exc))
-        return _detail(req.pk, request)
+        return _decide(request, pk, services.request_approve)
 
 
 class RequestDenyView(APIView):
@@ -117,19 +106,24 @@ class RequestDenyView(APIView):
         summary="Deny (a comment is required)",
     )
     def post(self, request: Request, pk: Any) -> Response:
-        req = visible_or_404(request, pk)
-        try:
-            services.request_deny(
-                request_id=req.pk,
-                approver=request.user,
-                comment=str(body(request).get("comment") or ""),
-                origin=AuditOrigin.from_request(request._request),
-            )
-        except ValidationError as exc:
-            return validation_response(exc)
-        except services.RequestConflict as exc:
-            return conflict_response(str(exc))
-        return _detail(req.pk, request)
+        return _decide(request, pk, services.request_deny)
+
+
+def _decide(request: Request, pk: Any, decide: Callable[..., Any]) -> Response:
+    """Approve or deny: the same checks, errors and answer; the service holds the rules."""
+    req = visible_or_404(request, pk)
+    try:
+        decide(
+            request_id=req.pk,
+            approver=request.user,
+            comment=str(body(request).get("comment") or ""),
+            origin=AuditOrigin.from_request(request._request),
+        )
+    except ValidationError as exc:
+        return validation_response(exc)
+    except services.RequestConflict as exc:
+        return conflict_response(str(exc))
+    return _detail(req.pk, request)
 
 
 class RequestCancelView(APIView):
