@@ -13,9 +13,11 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from portal import permissions
+from portal.audit import AuditOrigin
 from sessions import selectors as session_selectors
 from sessions.models import DebugSession
 from sessions.recording import selectors
+from sessions.recording.services import recording_accessed
 
 CAST_TYPE = "application/x-asciicast"
 
@@ -48,4 +50,5 @@ class RecordingCastView(APIView):
             raise PermissionDenied("Only auditors, admins and the requester may see this recording.")
         if selectors.recording_of(str(session.pk)) is None:
             raise NotFound("This session has no recording (its terminal was never opened).")
+        recording_accessed(session=session, user=request.user, origin=AuditOrigin.from_request(request._request))
         return cast_response(request._request, session)

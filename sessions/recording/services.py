@@ -5,15 +5,24 @@ from __future__ import annotations
 import hashlib
 import zlib
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F
 
+from portal.audit import AuditOrigin, record_event
+from sessions.models import DebugSession
 from sessions.recording.cast import event_line
 from sessions.recording.models import Recording, RecordingChunk, SessionCommand
 from sessions.recording.recorder import Batch
 
 COMPRESS_LEVEL = 6
+
+
+@transaction.atomic
+def recording_accessed(*, session: DebugSession, user: Any, origin: AuditOrigin | None) -> None:
+    """Seeing a recording is itself access to what happened in production: audit every read."""
+    record_event(action="session.recording_viewed", actor=user, request=session.request, session=session, origin=origin)
 
 
 @transaction.atomic

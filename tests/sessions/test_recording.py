@@ -104,6 +104,14 @@ async def test_the_cast_download_plays_in_asciinema_and_only_for_allowed_roles(
     for user, code in ((term_users.dave, 200), (term_users.admin, 200), (term_users.bob, 403), (term_users.eve, 404)):
         assert (await sync_to_async(download)(user)).status_code == code, user
 
+    # Every read of a recording is in the trail: alice and dave and admin, not the refused ones.
+    from portal.models import AuditEvent
+
+    viewers = await sync_to_async(list)(
+        AuditEvent.objects.filter(session_id=sid, action="session.recording_viewed").values_list("actor_name", flat=True)
+    )
+    assert sorted(viewers) == sorted([term_users.alice.username, term_users.dave.username, term_users.admin.username])
+
 
 async def test_typed_input_is_left_out_when_the_setting_is_off(term_session: Any, term_users: Any, settings: Any) -> None:
     settings.EPHEMERA_RECORD_INPUT = False
