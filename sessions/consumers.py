@@ -78,6 +78,14 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.terminal.record_connect(self.user.get_username())
         self.recording = True
 
+        if not len(self.terminal.tail):
+            # This process has no screen for the session (the portal restarted, or the
+            # reconnect landed on another replica): rebuild it from the durable recording.
+            from sessions.recording.selectors import output_tail
+
+            recorded = await database_sync_to_async(output_tail)(self.session_id, limit=2 * registry.TAIL_BYTES)
+            if recorded and not len(self.terminal.tail):
+                self.terminal.tail.append(recorded)
         tail = self.terminal.tail.snapshot()
         await self.send(
             bytes_data=protocol.status(

@@ -134,3 +134,28 @@ async def test_a_protocol_violation_closes_the_socket(term_session, term_users):
         assert await term.until_closed(10) == protocol.CLOSE_PROTOCOL
     finally:
         await term.close()
+
+
+async def test_a_reconnect_to_a_process_without_the_screen_restores_it_from_the_recording(term_session, term_users):
+    from sessions.bridge import registry
+
+    term, _ = await open_term(term_session, user=term_users.alice)
+    try:
+        await _ready(term)
+        await term.run("export EPH_MARK=kept-$((2+2)); echo durable-line-$((5*5))", "set")
+    finally:
+        await term.close()  # the last terminal to close writes the rest of the recording
+
+    # As if the portal had restarted (or the reconnect landed on another replica).
+    registry.forget(str(term_session.pk))
+
+    again, _ = await open_term(term_session, user=term_users.alice)
+    try:
+        await again.until(lambda: any(s["event"] == "connected" for s in again.statuses))
+        connected = next(s for s in again.statuses if s["event"] == "connected")
+        assert connected["reattached"] is True
+        await again.expect_output(b"durable-line-25", timeout=5)  # replayed from the database
+        await again.resize(120, 40)
+        assert b"kept-4" in await again.run("echo $EPH_MARK", "get")
+    finally:
+        await again.close()
