@@ -96,7 +96,10 @@ function main(root: HTMLElement): void {
     statusEl.textContent = s === "ended" ? "Ended" : statusEl.textContent;
     statusEl.dataset.status = s;
     if (endButton) endButton.disabled = s !== "running";
-  }, (at) => (expiresAt = at));
+  }, (at) => {
+    expiresAt = at;
+    countdownEl.dataset.expiresAt = at.toISOString();
+  });
 }
 
 function startTerminal(
@@ -188,6 +191,8 @@ function startTerminal(
           setBanner(msg.message, "error");
           term.write(`\r\n\x1b[1;31m[${msg.message}]\x1b[0m\r\n`);
         } else {
+          // An approved extension moves the limit: the countdown follows at once.
+          if (msg.event === "extended" && msg.expires_at) setExpiry(new Date(msg.expires_at));
           setBanner(msg.message, msg.event === "error" ? "error" : "info");
           if (msg.reconnect === false) finished = true;
         }
