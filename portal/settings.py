@@ -7,6 +7,7 @@ Any bad value stops start-up with a message naming the setting.
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -202,6 +203,10 @@ EPHEMERA_REAPER_INTERVAL_SECONDS = envint("EPHEMERA_REAPER_INTERVAL_SECONDS", 5,
 EPHEMERA_KUBECONFIG = env("KUBECONFIG")
 EPHEMERA_KUBE_CONTEXT = env("EPHEMERA_KUBE_CONTEXT")
 EPHEMERA_CLUSTER_NAME = env("EPHEMERA_CLUSTER_NAME", "default")
+# Labels the debug pods this installation makes; the reaper only touches its own.
+EPHEMERA_INSTANCE = env("EPHEMERA_INSTANCE", "ephemera")
+if not re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", EPHEMERA_INSTANCE):
+    raise SettingError(f"EPHEMERA_INSTANCE={EPHEMERA_INSTANCE!r} must be a Kubernetes label value (letters, digits, - _ ., at most 63)")
 # Terminal websocket: Origins allowed besides ALLOWED_HOSTS' own.
 EPHEMERA_WS_ALLOWED_ORIGINS = envlist("EPHEMERA_WS_ALLOWED_ORIGINS", [])
 # Session recordings always hold output and resizes; typed input (and the commands derived

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from portal.audit import record_event
 from portal.kube.client import get_client
-from portal.kube.specs import KUBECTL_MANAGED_BY, MANAGED_BY, MANAGED_BY_LABEL, SESSION_ENV, SESSION_LABEL
+from portal.kube.specs import INSTANCE_LABEL, KUBECTL_MANAGED_BY, MANAGED_BY, MANAGED_BY_LABEL, SESSION_ENV, SESSION_LABEL
 from sessions.choices import SessionStatus
 from sessions.models import DebugSession, Finding
 
@@ -77,6 +77,8 @@ def unmanaged_in_cluster(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
                            "privileged": bool((ec.get("securityContext") or {}).get("privileged"))},
             })
         managed_by = labels.get(MANAGED_BY_LABEL, "")
+        if managed_by == MANAGED_BY and labels.get(INSTANCE_LABEL, settings.EPHEMERA_INSTANCE) != settings.EPHEMERA_INSTANCE:
+            continue  # another Ephemera installation's pod: access through a portal, its own to account for
         looks_like_debug_pod = managed_by in (KUBECTL_MANAGED_BY, MANAGED_BY) or name.startswith("node-debugger-")
         if not looks_like_debug_pod:
             continue

@@ -32,7 +32,7 @@ from portal.audit import record_event
 from portal.kube.client import ContainerState, ephemeral_state, get_client
 from portal.kube.errors import KubeError, KubeNotFound
 from portal.kube.sessions import stop_session_processes
-from portal.kube.specs import MANAGED_BY, MANAGED_BY_LABEL, SESSION_LABEL
+from portal.kube.specs import SESSION_LABEL, own_pods_selector
 from sessions.choices import LIVE_STATUSES, EndReason, SessionStatus
 from sessions.models import DebugSession
 from sessions.services import _fail as session_fail
@@ -88,7 +88,7 @@ def _delete_orphan_node_pods(report: ReapReport) -> None:
     """Pods carrying our labels whose session is over, or that no session row knows (the row is
     written before the pod is created, so that is e.g. a restored database or another portal's)."""
     try:
-        pods = get_client().list_pods_raw(None, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}")
+        pods = get_client().list_pods_raw(None, label_selector=own_pods_selector())
     except KubeError as exc:
         report.errors.append(f"listing node-debugger pods: {exc.message}")
         return

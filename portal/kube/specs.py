@@ -113,6 +113,9 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "ephemera"
 KUBECTL_MANAGED_BY = "kubectl-debug"  # kubectl's own label on the node-debugger pods it makes
 SESSION_LABEL = "ephemera.dev/session"
+# Which Ephemera installation made the pod (EPHEMERA_INSTANCE): two portals on one cluster
+# (staging and production, say) must not reap each other's node-debugger pods.
+INSTANCE_LABEL = "ephemera.dev/instance"
 # profile -> (host namespaces, /host mount), as kubectl 1.37's profiles apply them to a node pod.
 _NODE_HOST_ACCESS: dict[str, tuple[bool, bool]] = {
     "legacy": (True, True),
@@ -181,8 +184,17 @@ def node_debugger_pod(
     }
 
 
-def session_labels(session_id: str) -> dict[str, str]:
-    return {MANAGED_BY_LABEL: MANAGED_BY, SESSION_LABEL: str(session_id)}
+def session_labels(session_id: str, instance: str | None = None) -> dict[str, str]:
+    from django.conf import settings
+
+    return {MANAGED_BY_LABEL: MANAGED_BY, INSTANCE_LABEL: instance or settings.EPHEMERA_INSTANCE, SESSION_LABEL: str(session_id)}
+
+
+def own_pods_selector() -> str:
+    """Label selector for the debug pods this installation made."""
+    from django.conf import settings
+
+    return f"{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={settings.EPHEMERA_INSTANCE}"
 
 
 def ephemeral_patch(container: dict[str, Any], existing_ephemeral: Iterable[str] = ()) -> dict[str, Any]:

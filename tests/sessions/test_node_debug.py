@@ -94,7 +94,7 @@ def test_the_node_pod_equals_the_one_kubectl_creates(
     assert their_pod["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "kubectl-debug"}
     assert ours_pod["metadata"] == {
         "name": session.pod,
-        "labels": {"app.kubernetes.io/managed-by": "ephemera", "ephemera.dev/session": str(session.pk)},
+        "labels": {"app.kubernetes.io/managed-by": "ephemera", "ephemera.dev/instance": "ephemera", "ephemera.dev/session": str(session.pk)},
     }
     assert re.fullmatch(rf"node-debugger-{NODE}-[{specs.NAME_ALPHABET}]{{5}}", their_pod["metadata"]["name"])
     assert ours_pod["spec"]["nodeName"] == NODE and ours_pod["spec"]["restartPolicy"] == "Never"

@@ -58,6 +58,26 @@ def test_it_deletes_a_labelled_node_pod_no_session_knows(fresh_kube: Any, db: An
     assert wait_until(lambda: pod_gone("default", name))
 
 
+def test_it_leaves_another_installations_node_pod_alone(fresh_kube: Any, db: Any) -> None:
+    # Staging's portal made this pod on the same cluster; its session isn't in our database.
+    stranger = str(uuid.uuid4())
+    name = specs.node_pod_name(NODE)
+    body = specs.node_debugger_pod(name=name, node=NODE, image="busybox", profile="general",
+                                   session_id=stranger, labels=specs.session_labels(stranger, instance="staging"))
+    get_client().create_pod("default", body)
+    report = reap_once()
+    assert report.node_pods_deleted == 0
+    assert not pod_gone("default", name)
+    assert not Finding.objects.filter(pod=name).exists()
+
+
+def test_a_bad_instance_name_stops_start_up() -> None:
+    from tests.portal.test_settings import start
+
+    result = start({"EPHEMERA_DEMO": "1", "EPHEMERA_INSTANCE": "not a label!"})
+    assert result.returncode != 0 and "EPHEMERA_INSTANCE='not a label!' must be a Kubernetes label value" in result.stderr
+
+
 def test_it_leaves_a_live_node_session_alone_and_ends_one_whose_pod_vanished(alice: Any, bob: Any, fresh_kube: Any) -> None:
     session = running_node_session(alice, bob)
     report = reap_once()

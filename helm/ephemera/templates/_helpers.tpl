@@ -26,4 +26,5 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - {name: EPHEMERA_APPROVER_GROUP, value: {{ .Values.policy.approverGroup | quote }}}
 - {name: EPHEMERA_AUDITOR_GROUP, value: {{ .Values.policy.auditorGroup | quote }}}
 - {name: EPHEMERA_NODE_DEBUG_NAMESPACE, value: {{ .Values.nodeDebugNamespace | quote }}}
+- {name: EPHEMERA_INSTANCE, value: {{ .Values.instance | default .Release.Name | quote }}}
 {{- end -}}
