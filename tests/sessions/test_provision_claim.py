@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.db import connection
 
 from portal.kube import get_client
 from portal.models import AuditEvent
 from sessions import services
 from sessions.choices import SessionStatus
 from sessions.models import DebugSession
+from tests.concurrency import run_at_once
 from tests.sessions.test_provision import approved_session, session_pids
 
 
@@ -39,23 +38,7 @@ def test_two_provisioners_at_once_add_one_container_and_keep_its_shell(kube: Any
     session = approved_session(alice, bob, pod)
     before = set(get_client().get_pod("default", pod).ephemeral_container_names)
 
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            barrier.wait(5)
-            services.session_provision(session_id=session.pk)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(90)
+    errors = run_at_once(lambda: services.session_provision(session_id=session.pk), timeout=90)
     assert errors == []
     session.refresh_from_db()
     assert session.status == SessionStatus.RUNNING, session.failure_message

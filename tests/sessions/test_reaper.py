@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from portal.kube.sessions import stop_session_processes
@@ -17,6 +15,7 @@ from portal.models import AuditEvent
 from sessions.choices import EndReason, SessionStatus
 from sessions.models import DebugSession
 from sessions.reaper import reap_once
+from tests.concurrency import run_at_once
 from tests.sessions.test_provision import approved_session, provision, session_pids
 
 
@@ -101,21 +100,7 @@ def test_two_reapers_at_once_end_a_session_once(kube: Any, settings: Any) -> Non
     assert wait_until(lambda: session_pids(session.pk)), "the debug shell should be running"
     DebugSession.objects.filter(pk=session.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
 
-    errors: list[BaseException] = []
-
-    def reap() -> None:
-        try:
-            reap_once()
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=reap) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    errors = run_at_once(reap_once, timeout=60)
     assert errors == []
     assert AuditEvent.objects.filter(session=session, action="session.ended").count() == 1
     assert wait_until(lambda: not session_pids(session.pk))
