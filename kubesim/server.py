@@ -103,15 +103,17 @@ class KubeSim:
         self.cluster.spawn(self._unreachable(seconds), "unreachable")
 
     async def _unreachable(self, seconds: float) -> None:
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
+        # Drop what is open first: stopping the site can wait on open connections (an attach
+        # websocket), which would leave that stream alive through the "outage".
         self.store.close_watches()
         if self.cluster.runtime is not None:
             self.cluster.runtime.cut_streams()
         server = self._runner.server if self._runner else None
         for transport in list(getattr(server, "_connections", {}).values()):
             transport.abort()
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
         await asyncio.sleep(seconds)
         self._site = self._new_site()
         await self._site.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -90,6 +91,16 @@ async def test_an_unreachable_cluster_shows_a_message_and_a_later_reconnect_work
     outage = 8.0
     started = time.monotonic()
     await sync_to_async(term_kube.faults.unreachable)(outage)
+    # kubesim starts the outage just after answering; connect only once it refuses, so this
+    # tests "cluster down at connect" (a stream cut mid-session has its own test).
+    host, port = urlsplit(term_kube.url).hostname, urlsplit(term_kube.url).port
+    for _ in range(100):
+        try:
+            _r, w = await asyncio.open_connection(host, port)
+            w.close()
+            await asyncio.sleep(0.05)
+        except OSError:
+            break
     term, _ = await open_term(term_session, user=term_users.alice)
     try:
         assert await term.until_closed(20) == protocol.CLOSE_UPSTREAM
