@@ -22,7 +22,7 @@ from portal import permissions
 from portal.audit import AuditOrigin, record_event
 from portal.events import APPROVALS_GROUP, publish_on_commit, session_group
 from sessions.choices import EXTENSION_MOVES, ExtensionStatus, SessionStatus
-from sessions.models import DebugSession, SessionExtension
+from sessions.models import DebugSession, SessionExtension, lock_session
 
 REASON_MAX_LENGTH = 2000
 
@@ -82,7 +82,7 @@ def extension_request(
     """The requester asks for more time on their running session."""
     reason = (reason or "").strip()
     with transaction.atomic():
-        session = DebugSession.objects.select_for_update().select_related("request").get(pk=session_id)
+        session = lock_session(session_id)
         if session.request.requester_id != getattr(user, "pk", None) or not permissions.can_view_request(user, session.request):
             raise PermissionDenied("Only the requester can ask to extend this session.")
         if session.status != SessionStatus.RUNNING or not session.expires_at or session.expires_at <= timezone.now():
@@ -123,8 +123,12 @@ def _decide(
     if verdict == ExtensionStatus.DENIED and not comment:
         raise ValidationError({"comment": ["Say why you deny the extension (the requester sees this)."]})
     with transaction.atomic():
+        # Lock order everywhere: request -> session -> extension -> audit chain (docs/guarantees.md).
+        # session_end locks the session, then updates its pending extensions; locking the
+        # extension first here deadlocked with it on PostgreSQL.
+        session_id = SessionExtension.objects.values_list("session_id", flat=True).get(pk=extension_id)
+        session = lock_session(session_id)
         ext = SessionExtension.objects.select_for_update().get(pk=extension_id)
-        session = DebugSession.objects.select_for_update().select_related("request").get(pk=ext.session_id)
         if not permissions.is_approver(approver):
             raise PermissionDenied("Only approvers can decide extensions.")
         if session.request.requester_id == approver.pk:

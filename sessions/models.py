@@ -56,6 +56,16 @@ class DebugSession(models.Model):
         return f"/ws/sessions/{self.id}/terminal"
 
 
+def lock_session(session_id: uuid.UUID | str) -> DebugSession:
+    """The session row under lock, with its request (read, not locked).
+
+    Every writer takes its locks in one order: request -> session -> extension -> audit
+    chain. `of=("self",)` keeps PostgreSQL from also locking the joined request row here,
+    which would take the request after the session and invert that order.
+    """
+    return DebugSession.objects.select_for_update(of=("self",)).select_related("request").get(pk=session_id)
+
+
 # Models of sub-packages live in their own files but belong to this app (label debug_sessions).
 from sessions.recording.models import Recording, RecordingChunk, SessionCommand  # noqa: E402,F401
 from sessions.review.models import SessionReview  # noqa: E402,F401

@@ -43,7 +43,7 @@ from portal.kube.specs import (
     time_limited_command,
 )
 from sessions.choices import LIVE_STATUSES, SESSION_MOVES, EndReason, SessionStatus
-from sessions.models import DebugSession
+from sessions.models import DebugSession, lock_session
 
 logger = logging.getLogger(__name__)
 
@@ -94,10 +94,6 @@ def _move(session: DebugSession, to: str) -> None:
     session.status = to
 
 
-def _locked(session_id: uuid.UUID | str) -> DebugSession:
-    return DebugSession.objects.select_for_update().select_related("request").get(pk=session_id)
-
-
 def session_create_for_request(*, request: DebugRequest, origin: AuditOrigin | None) -> DebugSession:
     """Called inside the approving transaction: the session row, then provisioning after commit."""
     from sessions import provisioner
@@ -138,7 +134,7 @@ def _claim(session_id: uuid.UUID | str) -> bool:
     reaper, which fails it and sweeps whatever it had created.
     """
     with transaction.atomic():
-        session = _locked(session_id)
+        session = lock_session(session_id)
         if session.status != SessionStatus.PROVISIONING or session.provision_claim:
             return False
         session.provision_claim = uuid.uuid4().hex
@@ -153,7 +149,7 @@ def _is_over(session_id: uuid.UUID | str) -> bool:
 def _set_progress(session_id: uuid.UUID | str, progress: str, *, container_name: str | None = None) -> bool:
     """Store and publish progress; False if the session is no longer provisioning."""
     with transaction.atomic():
-        session = _locked(session_id)
+        session = lock_session(session_id)
         if session.status != SessionStatus.PROVISIONING:
             return False
         session.progress = progress[:500]
@@ -168,7 +164,7 @@ def _set_progress(session_id: uuid.UUID | str, progress: str, *, container_name:
 
 def _fail(session_id: uuid.UUID | str, message: str) -> None:
     with transaction.atomic():
-        session = _locked(session_id)
+        session = lock_session(session_id)
         if session.status not in LIVE_STATUSES:
             return
         _move(session, SessionStatus.FAILED)
@@ -182,7 +178,7 @@ def _fail(session_id: uuid.UUID | str, message: str) -> None:
 
 def _mark_running(session_id: uuid.UUID | str) -> bool:
     with transaction.atomic():
-        session = _locked(session_id)
+        session = lock_session(session_id)
         if session.status != SessionStatus.PROVISIONING:
             return False
         _move(session, SessionStatus.RUNNING)
@@ -320,7 +316,7 @@ def _create_node_pod(session: DebugSession, client: Any) -> str | None:
 def session_connected(*, session_id: uuid.UUID | str, user: Any, origin: AuditOrigin | None) -> DebugSession:
     """A terminal attached. Re-checks access, so no caller can skip the rule."""
     with transaction.atomic():
-        session = _locked(session_id)
+        session = lock_session(session_id)
         if not permissions.can_use_terminal(user, session):
             raise PermissionDenied("This terminal is not available to you.")
         record_event(action="session.connected", actor=user, request=session.request, session=session, origin=origin)
@@ -331,7 +327,7 @@ def session_disconnected(
     *, session_id: uuid.UUID | str, user: Any, origin: AuditOrigin | None, data: dict[str, Any] | None = None
 ) -> None:
     with transaction.atomic():
-        session = _locked(session_id)
+        session = lock_session(session_id)
         record_event(
             action="session.disconnected", actor=user, request=session.request, session=session, origin=origin, data=data
         )
@@ -356,7 +352,7 @@ def session_end(
     if len(comment) > END_COMMENT_MAX_LENGTH:
         raise ValidationError({"reason": [f"Keep the reason under {END_COMMENT_MAX_LENGTH} characters."]})
     with transaction.atomic():
-        session = _locked(session_id)
+        session = lock_session(session_id)
         if actor is not None and not permissions.can_end_session(actor, session):
             raise PermissionDenied("You can't end this session.")
         if session.status not in LIVE_STATUSES:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from portal import permissions
 from portal.audit import AuditOrigin, record_event
 from sessions.choices import LIVE_STATUSES
-from sessions.models import DebugSession
+from sessions.models import DebugSession, lock_session
 from sessions.review.models import SessionReview
 
 MAX_NOTE = 4000
@@ -20,7 +20,7 @@ MAX_NOTE = 4000
 @transaction.atomic
 def session_mark_reviewed(*, session_id: Any, reviewer: Any, note: str, origin: AuditOrigin | None = None) -> SessionReview:
     """An auditor's (or admin's) review mark with a note, on a session that is over."""
-    session = DebugSession.objects.select_for_update().select_related("request").get(pk=session_id)
+    session = lock_session(session_id)
     if not permissions.can_review_session(reviewer, session):
         raise PermissionDenied("Only auditors and admins may review sessions, and not their own.")
     note = (note or "").strip()
