@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .cgroups import Cgroup, CgroupRoot
 from .ids import go_duration, new_container_id, now_rfc3339
 from .images import Image, ImageKind, pull_error_message, resolve
 from .logbuffer import LogBuffer
@@ -47,7 +50,15 @@ def _not_found(argv0: str) -> str:
 
 
 class Container:
-    def __init__(self, pod: dict[str, Any], spec: dict[str, Any], kind: str, timing: Timing, on_status: StatusCallback) -> None:
+    def __init__(
+        self,
+        pod: dict[str, Any],
+        spec: dict[str, Any],
+        kind: str,
+        timing: Timing,
+        on_status: StatusCallback,
+        cgroups: CgroupRoot | None = None,
+    ) -> None:
         meta = pod.get("metadata", {})
         self.namespace: str = meta.get("namespace", "default")
         self.pod_name: str = meta["name"]
@@ -63,6 +74,8 @@ class Container:
         self.stdin_once = bool(spec.get("stdinOnce"))
         self.timing = timing
         self._on_status = on_status
+        self._cgroups = cgroups
+        self.cgroup: Cgroup | None = None  # this run's; a restart gets a new one, as with runc
         self.logs = LogBuffer()
         self.process: Process | None = None
         self.execs: set[Process] = set()
@@ -167,9 +180,13 @@ class Container:
     async def _run_once(self) -> int:
         self.container_id = new_container_id()
         started = now_rfc3339()
+        cgroup = self._cgroups.new(f"{self.namespace}_{self.pod_name}_{self.name}") if self._cgroups else None
         try:
-            proc = Process(self._main_argv(), tty=self.tty, stdin=self.stdin, env=self.env(), log=self.logs)
-        except OSError as e:
+            proc = Process(self._main_argv(), tty=self.tty, stdin=self.stdin, env=self.env(), log=self.logs,
+                           cgroup_procs=cgroup.procs_file if cgroup else None)
+        except (OSError, subprocess.SubprocessError) as e:
+            if cgroup is not None:
+                cgroup.remove()
             reason = _not_found(self._main_argv()[0]) if isinstance(e, FileNotFoundError) else str(e)
             message = (
                 "failed to create containerd task: failed to create shim task: OCI runtime create failed: "
@@ -178,9 +195,19 @@ class Container:
             self._set_terminated(128, "StartError", started, message)
             return 128
         self.process = proc
+        self.cgroup = cgroup
         self.state = {"running": {"startedAt": started}}
         self._emit()
+        await proc.exited.wait()
+        # The main process is gone: so is the container, and everything in it (background jobs,
+        # setsid daemons, execs) is killed before the status says terminated, as runc does.
+        if cgroup is not None:
+            cgroup.kill()
+        else:
+            proc.signal_group(signal.SIGKILL)
         await proc.finished.wait()
+        if cgroup is not None:
+            await asyncio.to_thread(cgroup.remove)
         code = proc.exit_code if proc.exit_code is not None else 137
         self._set_terminated(code, "Completed" if code == 0 else "Error", started)
         return code
@@ -243,11 +270,16 @@ class Container:
             if not command or command[0] not in NGINX_BINARIES:
                 raise ExecError(self._exec_failure(exec_id, _not_found(command[0] if command else "")))
             argv = [sys.executable, FAKE_NGINX, "cli", *command[1:]]
+        if not self.is_running:
+            raise ExecError(f'container {self.name} is not running')
         env = self.env()
         if tty:
             env["TERM"] = "xterm-256color"
         try:
-            proc = Process(argv, tty=tty, stdin=stdin, env=env)
+            # An exec joins the container's cgroup (runc exec does): it dies with the container.
+            proc = Process(argv, tty=tty, stdin=stdin, env=env, cgroup_procs=self.cgroup.procs_file if self.cgroup else None)
+        except subprocess.SubprocessError:  # the cgroup went away between the check and the fork
+            raise ExecError(self._exec_failure(exec_id, "container is not running")) from None
         except FileNotFoundError:
             raise ExecError(self._exec_failure(exec_id, _not_found(command[0]))) from None
         except PermissionError:

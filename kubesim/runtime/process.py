@@ -35,10 +35,15 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _child_setup(tty: bool) -> Callable[[], None]:
+def _child_setup(tty: bool, cgroup_procs: str | None) -> Callable[[], None]:
     libc = _libc()
 
     def setup() -> None:
+        # Join the container's cgroup before exec, as runc does: from the first instruction on,
+        # the process and all it forks are the container's, whatever they do to their session.
+        if cgroup_procs is not None:
+            with open(cgroup_procs, "w") as f:
+                f.write(str(os.getpid()))
         # Popen already called setsid (start_new_session); make the PTY our controlling terminal
         # so ^C / SIGWINCH / job control behave like in a real container.
         if tty:
@@ -88,6 +93,7 @@ class Process:
         log: LogBuffer | None = None,
         cwd: str = "/",
         size: tuple[int, int] = (80, 24),
+        cgroup_procs: str | None = None,
     ) -> None:
         self.argv = list(argv)
         self.tty = tty
@@ -101,6 +107,7 @@ class Process:
         self._pumps: list[_Pump] = []
         self._stdin_fd: int | None = None
         self._master: int | None = None
+        self._cgroup_procs = cgroup_procs
         self._popen = self._spawn(stdin, env, cwd, size)
         self.pid = self._popen.pid
         self.pgid = self.pid  # start_new_session makes the child its own session and group leader
@@ -122,7 +129,7 @@ class Process:
                     env=env,
                     cwd=cwd,
                     start_new_session=True,
-                    preexec_fn=_child_setup(True),
+                    preexec_fn=_child_setup(True, self._cgroup_procs),
                     close_fds=True,  # noqa: PLW1509
                 )
             except BaseException:
@@ -157,7 +164,7 @@ class Process:
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=_child_setup(False),
+                preexec_fn=_child_setup(False, self._cgroup_procs),
                 close_fds=True,  # noqa: PLW1509
             )
         except BaseException:

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .cgroups import CgroupRoot
 from .container import Container, ContainerKey, ExecError, StatusCallback, Timing
 from .process import Process
 from .streams import CLOSE, RESIZE, STDIN, ChannelStream, exit_code_status, internal_error_status, parse_resize, success_status
@@ -38,6 +39,12 @@ class Runtime:
         self._pods: dict[PodKey, _Pod] = {}
         self._streams: dict[ChannelStream, ContainerKey] = {}
         self._reapers: set[asyncio.Task[None]] = set()
+        # One cgroup per container, so a container's processes live and die together (None
+        # where the kernel won't let us: then they are tracked by session, see cgroups.py).
+        self.cgroups: CgroupRoot | None = CgroupRoot.create()
+
+    def _container(self, pod: dict[str, Any], spec: dict[str, Any], kind: str) -> Container:
+        return Container(pod, spec, kind, self._timing, self._on_status, self.cgroups)
 
     # --- pods ------------------------------------------------------------------------------------
 
@@ -47,8 +54,8 @@ class Runtime:
         entry = self._pods.setdefault(pod_key, _Pod())
         if any(c.kind != "ephemeralContainer" for c in entry.containers.values()):
             return  # already started: a second start must not orphan the first set of processes
-        inits = [Container(pod, c, "initContainer", self._timing, self._on_status) for c in spec.get("initContainers") or []]
-        regular = [Container(pod, c, "container", self._timing, self._on_status) for c in spec.get("containers") or []]
+        inits = [self._container(pod, c, "initContainer") for c in spec.get("initContainers") or []]
+        regular = [self._container(pod, c, "container") for c in spec.get("containers") or []]
         for c in inits + regular:
             entry.containers[c.name] = c
         for c in inits:
@@ -74,7 +81,7 @@ class Runtime:
         entry = self._pods.setdefault((meta.get("namespace", "default"), meta["name"]), _Pod())
         if container["name"] in entry.containers:
             return  # ephemeral containers are never restarted or replaced
-        c = Container(pod, container, "ephemeralContainer", self._timing, self._on_status)
+        c = self._container(pod, container, "ephemeralContainer")
         entry.containers[c.name] = c
         c.start()
 
@@ -223,3 +230,5 @@ class Runtime:
         for stream in list(self._streams):
             stream.abort()
         self._streams.clear()
+        if self.cgroups is not None:
+            self.cgroups.close()
