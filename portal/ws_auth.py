@@ -5,19 +5,24 @@ A websocket is authenticated by the Django session cookie or by `Authorization: 
 socket that carries them, so a cookie-carrying handshake must come from one of our own
 Origins. A bearer-token client without cookies (a CLI, the benchmark) may omit Origin,
 since it holds no ambient authority; a present but foreign Origin is refused either way.
+
+"Our own" is decided as Django's CSRF check decides it for a POST: scheme, host and port
+exactly. A page on another port or scheme of the same host is another origin (another
+program, often another user's) and must not drive a terminal with the cookie.
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any
-from urllib.parse import urlsplit
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.http.request import split_domain_port, validate_host
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIRequest
 
 Scope = dict[str, Any]
 
@@ -29,18 +34,34 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def origin_allowed(origin: str) -> bool:
-    """Is this Origin one of ours: a host in ALLOWED_HOSTS, or listed in EPHEMERA_WS_ALLOWED_ORIGINS?"""
-    if origin in settings.EPHEMERA_WS_ALLOWED_ORIGINS:
+def own_origin(scope: Scope) -> str | None:
+    """The origin the handshake itself was sent to ("https://host:port"), or None if its Host is not ours.
+
+    Built the way Django builds it for an HTTP request: the Host header (with its port)
+    checked against ALLOWED_HOSTS, and the scheme from the server ("wss" is https) unless
+    SECURE_PROXY_SSL_HEADER says a TLS proxy in front has the final word.
+    """
+    http_scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+    # ASGIRequest reads only the scope (no body for a GET); it gives us Django's own
+    # get_host()/is_secure() rather than a copy of their rules.
+    request = ASGIRequest(dict(scope, method="GET", scheme=http_scheme), io.BytesIO())
+    try:
+        host = request.get_host()
+    except DisallowedHost:
+        return None
+    return f"{'https' if request.is_secure() else 'http'}://{host}"
+
+
+def origin_allowed(origin: str, scope: Scope) -> bool:
+    """Is `origin` exactly the portal's own origin for this handshake, or listed in settings?
+
+    Listed means an exact entry of CSRF_TRUSTED_ORIGINS or EPHEMERA_WS_ALLOWED_ORIGINS
+    (wildcard CSRF entries are not honoured here: a websocket origin is named in full).
+    """
+    if origin in settings.EPHEMERA_WS_ALLOWED_ORIGINS or origin in settings.CSRF_TRUSTED_ORIGINS:
         return True
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    host, _port = split_domain_port(parts.netloc)
-    allowed = list(settings.ALLOWED_HOSTS)
-    if settings.DEBUG and not allowed:
-        allowed = [".localhost", "127.0.0.1", "[::1]"]
-    return bool(host) and validate_host(host, allowed)
+    own = own_origin(scope)
+    return own is not None and origin == own
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -63,7 +84,7 @@ class OriginGuard:
             if origin is None:
                 if has_cookie or _bearer(scope) is None:
                     return await WebsocketDenier()(scope, receive, send)
-            elif not origin_allowed(origin):
+            elif not origin_allowed(origin, scope):
                 return await WebsocketDenier()(scope, receive, send)
         return await self.inner(scope, receive, send)
 

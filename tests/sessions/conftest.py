@@ -199,7 +199,8 @@ async def open_term(
 ) -> tuple[Term, bool]:
     from portal.asgi import application
 
-    headers: list[tuple[bytes, bytes]] = []
+    # A browser always sends Host: the Origin check compares the Origin with it (scheme, host, port).
+    headers: list[tuple[bytes, bytes]] = [(b"host", b"localhost")]
     if origin is not None:
         headers.append((b"origin", origin))
     if user is not None:
