@@ -1,4 +1,4 @@
-"""Core models shared by every app: the audit trail and API tokens."""
+"""Core models shared by every app: the audit trail, API tokens and sign-in throttling."""
 
 from __future__ import annotations
 
@@ -51,3 +51,32 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.prefix}…"
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-ins counted for one account or one client address over a time window.
+
+    In the database, not in process memory, so every portal replica counts the same failures.
+    One row per (scope, key): a flood grows counts, not rows. `portal.login_throttle` is the
+    only writer; it locks the row while it reads and bumps it.
+    """
+
+    class Scope(models.TextChoices):
+        ACCOUNT = "account", "account (username)"
+        ADDRESS = "address", "client address (sign-in form)"
+        TOKEN = "token", "client address (API bearer token)"  # noqa: S105 (a label, not a secret)
+
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    # A case-folded username, or an IP address (IPv6: its /64 network, what one client holds).
+    key = models.CharField(max_length=150)
+    failures = models.PositiveIntegerField(default=0)
+    # Attempts refused while locked; only the first of a lock is audited.
+    refused = models.PositiveIntegerField(default=0)
+    # End of the counting window, or of the lock once `failures` reached the limit.
+    resets_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="portal_loginthrottle_scope_key")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}: {self.failures} failures until {self.resets_at:%H:%M:%S}"

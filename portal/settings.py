@@ -153,7 +153,18 @@ SESSION_COOKIE_SECURE = envbool("EPHEMERA_SECURE_COOKIES", not (DEMO or DEBUG))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("EPHEMERA_BEHIND_TLS_PROXY", False) else None
+# Behind a TLS-terminating proxy: trust its X-Forwarded-Proto, and take the client's address
+# from the right-most X-Forwarded-For hop (the one that proxy appended; the rest is the client's).
+EPHEMERA_BEHIND_TLS_PROXY = envbool("EPHEMERA_BEHIND_TLS_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if EPHEMERA_BEHIND_TLS_PROXY else None
+
+# Failed sign-ins (form and admin) are counted per account and per client address, in the
+# database so all replicas share them; at the limit, that account or address is refused, even
+# with the right password, for EPHEMERA_LOGIN_WINDOW_MINUTES. Bad API bearer tokens count per
+# address (separately, with the address limit).
+EPHEMERA_LOGIN_ACCOUNT_FAILURES = envint("EPHEMERA_LOGIN_ACCOUNT_FAILURES", 5, minimum=1, maximum=1000)
+EPHEMERA_LOGIN_ADDRESS_FAILURES = envint("EPHEMERA_LOGIN_ADDRESS_FAILURES", 20, minimum=1, maximum=100000)
+EPHEMERA_LOGIN_WINDOW_MINUTES = envint("EPHEMERA_LOGIN_WINDOW_MINUTES", 15, minimum=1, maximum=24 * 60)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -4,12 +4,15 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from portal.auth_views import ThrottledLoginView
 from portal.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
-    path("login/", auth_views.LoginView.as_view(template_name="portal/login.html"), name="login"),
+    path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Before admin.site.urls: the admin's own login view would be a second, unthrottled way in.
+    path("admin/login/", ThrottledLoginView.as_view()),
     path("admin/", admin.site.urls),
     path("api/", include("portal.api_urls")),
     path("sessions/", include("sessions.urls")),
