@@ -63,6 +63,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After auth and messages: signs out sessions past their age or idle limit.
+    "portal.session_timeout.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -146,6 +148,13 @@ if DEMO or DEBUG:
     # Served straight from the finders here; STATIC_ROOT exists only after collectstatic.
     warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
 
+# A web session lasts EPHEMERA_SESSION_MAX_AGE_HOURS from sign-in at most, and ends after
+# EPHEMERA_SESSION_IDLE_MINUTES without a request from the user (portal/session_timeout.py).
+EPHEMERA_SESSION_MAX_AGE_HOURS = envint("EPHEMERA_SESSION_MAX_AGE_HOURS", 8, minimum=1, maximum=24 * 30)
+EPHEMERA_SESSION_IDLE_MINUTES = envint("EPHEMERA_SESSION_IDLE_MINUTES", 60, minimum=1)
+if EPHEMERA_SESSION_IDLE_MINUTES > EPHEMERA_SESSION_MAX_AGE_HOURS * 60:
+    raise SettingError("EPHEMERA_SESSION_IDLE_MINUTES is above EPHEMERA_SESSION_MAX_AGE_HOURS (in minutes)")
+SESSION_COOKIE_AGE = EPHEMERA_SESSION_MAX_AGE_HOURS * 3600
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

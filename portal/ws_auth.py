@@ -24,6 +24,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
 
+from portal.session_timeout import SessionTimeoutGuard
+
 Scope = dict[str, Any]
 
 
@@ -112,4 +114,5 @@ class BearerTokenMiddleware:
 
 
 def websocket_stack(inner: Any) -> Any:
-    return OriginGuard(AuthMiddlewareStack(BearerTokenMiddleware(inner)))
+    # SessionTimeoutGuard: a timed-out session's cookie is anonymous here too.
+    return OriginGuard(AuthMiddlewareStack(SessionTimeoutGuard(BearerTokenMiddleware(inner))))

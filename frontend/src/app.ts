@@ -1,5 +1,6 @@
 // Loaded on every page (portal/base.html): the stylesheet, and small progressive enhancements.
 import "./styles/app.css";
+import { BACKGROUND_HEADERS } from "./shared/http";
 
 // Show times in the reader's own time zone; the server renders UTC as the no-JS fallback.
 function localizeTimes(root: ParentNode = document): void {
@@ -26,7 +27,10 @@ function watchRequest(): void {
   let delay = 2000;
   const poll = async (): Promise<void> => {
     try {
-      const res = await fetch(watch.dataset.apiUrl!, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      const res = await fetch(watch.dataset.apiUrl!, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json", ...BACKGROUND_HEADERS },
+      });
       if (res.ok) {
         const body = (await res.json()) as { status: string; session: { status: string } | null; decisions: unknown[] };
         const now = `${body.status}|${body.session?.status ?? ""}|${body.decisions.length}`;

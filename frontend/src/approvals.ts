@@ -1,6 +1,8 @@
 // The approvals queue, live: a websocket tells us a request changed, and we re-fetch the
 // server-rendered pending list (so who may decide what stays decided on the server).
 
+import { BACKGROUND_HEADERS } from "./shared/http";
+
 const list = document.getElementById("pending-list") as HTMLElement | null;
 const state = document.getElementById("live-state") as HTMLElement | null;
 
@@ -31,7 +33,10 @@ async function refresh(root: HTMLElement): Promise<void> {
   refreshing = (async () => {
     do {
       again = false;
-      const res = await fetch(root.dataset.fragmentUrl ?? "/approvals/pending", { credentials: "same-origin" });
+      const res = await fetch(root.dataset.fragmentUrl ?? "/approvals/pending", {
+        credentials: "same-origin",
+        headers: BACKGROUND_HEADERS,
+      });
       if (!res.ok) {
         setState("offline", res.status === 403 ? "You are no longer an approver" : "Update failed, retrying…");
         return;

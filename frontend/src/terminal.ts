@@ -16,6 +16,7 @@ import {
   parseStatus,
   resizeFrame,
 } from "./terminal/protocol";
+import { BACKGROUND_HEADERS } from "./shared/http";
 
 // Ack in batches: each ack is a frame, but the server only pauses past 1 MiB unacked.
 const ACK_EVERY = 64 * 1024;
@@ -52,7 +53,7 @@ function main(root: HTMLElement): void {
   // Live status by polling while provisioning (and slowly afterwards, for non-requesters).
   const poll = async () => {
     try {
-      const resp = await fetch(root.dataset.statusUrl!, { credentials: "same-origin" });
+      const resp = await fetch(root.dataset.statusUrl!, { credentials: "same-origin", headers: BACKGROUND_HEADERS });
       if (resp.ok) {
         const data = await resp.json();
         const was = status;
