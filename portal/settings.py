@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.actor_context.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After auth and messages: signs out sessions past their age or idle limit.
     "portal.session_timeout.SessionTimeoutMiddleware",

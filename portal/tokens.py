@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.utils import timezone
 
 from portal.models import ApiToken
@@ -22,7 +23,8 @@ def _digest(raw: str) -> str:
 def create_token(user: Any, name: str = "") -> str:
     """Create a token for `user` and return it; this is the only time it is ever visible."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    ApiToken.objects.create(user=user, name=name[:100], prefix=raw[:_PREFIX_LEN], digest=_digest(raw))
+    with transaction.atomic():  # the token and its audit event (portal.role_audit) commit together
+        ApiToken.objects.create(user=user, name=name[:100], prefix=raw[:_PREFIX_LEN], digest=_digest(raw))
     return raw
 
 
@@ -40,4 +42,10 @@ def user_for_token(raw: str) -> Any | None:
 
 
 def revoke_token(token_id: int) -> None:
-    ApiToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    """Revoke the token (idempotent). A save, not an update(): the signals audit it."""
+    with transaction.atomic():
+        token = ApiToken.objects.select_for_update().filter(pk=token_id, revoked_at__isnull=True).first()
+        if token is None:
+            return
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -36,13 +37,36 @@ def _file_backed_sqlite_test_db() -> None:
 _file_backed_sqlite_test_db()
 
 
+@contextmanager
+def _setup_unaudited() -> Iterator[None]:
+    """Personas and their tokens are the scene, not the subject: drop the role events their
+    setup wrote (portal.role_audit), so a test sees only the events of what it does.
+
+    Only the chain's tail goes, and only if everything in it since the block began is a role
+    event (under the chain's own writer lock): an event a background thread wrote meanwhile
+    keeps the whole tail, so the chain always stays valid."""
+    from django.db import transaction
+
+    from portal.audit import _lock_chain
+    from portal.models import AuditEvent
+
+    last = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    yield
+    with transaction.atomic():
+        _lock_chain()
+        tail = AuditEvent.objects.filter(id__gt=last)
+        if not tail.exclude(action__regex=r"^(user|token|group)\.").exists():
+            tail.delete()
+
+
 def _make_user(name: str, *, group: str | None = None, superuser: bool = False) -> User:
-    user = User.objects.create_user(username=name, password=f"{name}-demo-pass", email=f"{name}@example.com")
-    if superuser:
-        user.is_superuser = user.is_staff = True
-        user.save()
-    if group:
-        user.groups.add(Group.objects.get_or_create(name=group)[0])
+    with _setup_unaudited():
+        user = User.objects.create_user(username=name, password=f"{name}-demo-pass", email=f"{name}@example.com")
+        if superuser:
+            user.is_superuser = user.is_staff = True
+            user.save()
+        if group:
+            user.groups.add(Group.objects.get_or_create(name=group)[0])
     return user
 
 
@@ -89,10 +113,15 @@ def api_client_for(db: Any) -> Callable[[User | None], APIClient]:
     """An API client authenticated with a real bearer token for `user` (None: anonymous)."""
     from portal.tokens import create_token
 
+    tokens: dict[int, str] = {}  # one token per user and test: a client made mid-test writes nothing
+
     def make(user: User | None) -> APIClient:
         client = APIClient()
         if user is not None:
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {create_token(user, name='test')}")
+            if user.pk not in tokens:
+                with _setup_unaudited():
+                    tokens[user.pk] = create_token(user, name="test")
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens[user.pk]}")
         return client
 
     return make

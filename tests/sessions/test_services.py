@@ -153,6 +153,7 @@ def test_approving_over_the_api_provisions_in_the_background(kube: Any, api_clie
     assert ended.status_code == 200 and ended.json()["status"] == "ended"
     actions = list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
     assert actions == [
+        "user.group_added",  # bob made an approver above: a role change, audited (portal.role_audit)
         "request.created",
         "request.approval_recorded",
         "request.approved",
