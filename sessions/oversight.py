@@ -39,6 +39,8 @@ WEBHOOK_TIMEOUT_SECONDS = 5
 EPHEMERAL = "ephemeral_container"
 DEBUG_POD = "debug_pod"
 LONG_SESSION = "long_session"
+UNSTOPPED = "unstopped_session"
+_AUDIT_ACTIONS = {LONG_SESSION: "oversight.long_session", UNSTOPPED: "oversight.unstopped_session"}
 CLUSTER_KINDS = (EPHEMERAL, DEBUG_POD)
 
 
@@ -112,6 +114,26 @@ def long_sessions(now: datetime) -> list[dict[str, Any]]:
     return found
 
 
+def unstopped_sessions(now: datetime) -> list[dict[str, Any]]:
+    """Sessions over for a while whose debug access the cluster doesn't confirm gone."""
+    from sessions.cluster_stop import STOP_FINDING_AFTER
+
+    found = []
+    overdue = DebugSession.objects.filter(
+        status__in=[SessionStatus.ENDED, SessionStatus.FAILED], cluster_clean_at__isnull=True,
+        ended_at__lte=now - STOP_FINDING_AFTER,
+    ).exclude(container_name="").select_related("request__requester")
+    for s in overdue:
+        found.append({
+            "key": f"{UNSTOPPED}:{s.pk}", "kind": UNSTOPPED, "namespace": s.namespace, "pod": s.pod,
+            "container": s.container_name, "session": s,
+            "detail": {"message": f"debug container of session {s.pk} still running after its end",
+                       "ended_at": s.ended_at.isoformat() if s.ended_at else None,
+                       "requester": s.request.requester.get_username(), "last_attempt": s.progress},
+        })
+    return found
+
+
 def _record(item: dict[str, Any], now: datetime) -> bool:
     """Store a new finding and its audit event in one transaction; False if already known."""
     try:
@@ -126,7 +148,7 @@ def _record(item: dict[str, Any], now: datetime) -> bool:
             )
             session = item.get("session")
             record_event(
-                action="oversight.long_session" if item["kind"] == LONG_SESSION else "oversight.unmanaged_found",
+                action=_AUDIT_ACTIONS.get(item["kind"], "oversight.unmanaged_found"),
                 actor=None,
                 session=session,
                 request=session.request if session is not None else None,
@@ -141,7 +163,7 @@ def _record(item: dict[str, Any], now: datetime) -> bool:
 def scan(*, now: datetime | None = None) -> int:
     """One oversight pass; returns how many new findings it recorded."""
     now = now or timezone.now()
-    items = unmanaged_in_cluster(get_client().list_pods_raw(None)) + long_sessions(now)
+    items = unmanaged_in_cluster(get_client().list_pods_raw(None)) + long_sessions(now) + unstopped_sessions(now)
     new = sum(1 for item in items if _record(item, now))
     seen = {item["key"] for item in items}
     for finding in Finding.objects.filter(gone_at__isnull=True).only("pk", "key"):

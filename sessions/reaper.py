@@ -5,9 +5,9 @@ The database is the truth about what should exist; the cluster is what does. Eac
 2. ends running sessions past their time limit (and stops their shells);
 3. fails sessions stuck in provisioning (the portal died mid-way), so their container is swept;
 4. ends running sessions whose debug container exited or whose pod vanished;
-5. stops debug processes still alive for sessions that are over (a crash between "ended"
-   and "killed"), deletes the node-debugger pods of sessions that are over, and marks the
-   session clean once the cluster shows nothing left;
+5. ends the debug containers still alive for sessions that are over (a crash between "ended"
+   and "stopped", or a stop that failed), deletes the node-debugger pods of sessions that are
+   over, and marks the session clean once the cluster confirms (sessions.cluster_stop);
 6. deletes node-debugger pods labelled as Ephemera's whose session is over or unknown;
 7. looks for debug access that bypassed the portal (sessions.oversight).
 
@@ -23,16 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from approvals.choices import RequestKind
 from approvals.services import expire_pending
-from portal.audit import record_event
 from portal.kube.client import ContainerState, ephemeral_state, get_client
 from portal.kube.errors import KubeError, KubeNotFound
-from portal.kube.sessions import stop_session_processes
 from portal.kube.specs import SESSION_LABEL, own_pods_selector
+from sessions import cluster_stop
 from sessions.choices import LIVE_STATUSES, EndReason, SessionStatus
 from sessions.models import DebugSession
 from sessions.services import _fail as session_fail
@@ -150,30 +147,20 @@ def _end_sessions_whose_shell_is_gone(report: ReapReport) -> None:
 
 
 def _sweep_finished_sessions(now: datetime, report: ReapReport) -> None:
+    """Every session that is over but not confirmed gone from the cluster: stop it (again).
+
+    Clean is the cluster's word (sessions.cluster_stop); a stop that keeps failing becomes an
+    oversight finding after STOP_FINDING_AFTER (sessions.oversight.unstopped_sessions).
+    """
     finished = DebugSession.objects.filter(
         status__in=[SessionStatus.ENDED, SessionStatus.FAILED], cluster_clean_at__isnull=True
-    ).exclude(container_name="")
-    for session in finished.select_related("request"):
-        try:
-            if session.request.kind == RequestKind.NODE:
-                if get_client().delete_pod(session.namespace, session.pod):
-                    report.node_pods_deleted += 1
-                    with transaction.atomic():
-                        record_event(action="session.node_pod_deleted", actor=None, request=session.request,
-                                     session=session, data={"by": "reaper", "pod": f"{session.namespace}/{session.pod}"})
-                    continue  # confirm on the next pass that it is gone
-                state = None
-            else:
-                state = _container_state(session)
-            if state is not None and state.state in ("running", "waiting"):
-                summary = stop_session_processes(session.namespace, session.pod, session.container_name, str(session.pk))
-                report.processes_stopped += 1
-                with transaction.atomic():
-                    record_event(action="session.processes_stopped", actor=None, request=session.request, session=session,
-                                 data={"by": "reaper", "summary": summary[:500]})
-                continue  # confirm on the next pass that the container terminated
-        except KubeError as exc:
-            report.errors.append(f"session {session.pk}: {exc.message}")
-            continue
-        DebugSession.objects.filter(pk=session.pk, cluster_clean_at__isnull=True).update(cluster_clean_at=now)
-        report.marked_clean += 1
+    ).exclude(container_name="").select_related("request")
+    targets = [cluster_stop.StopTarget.of(s) for s in finished]
+    for target, outcome in zip(targets, cluster_stop.stop_all(targets, by="reaper"), strict=True):
+        if outcome.clean:
+            report.marked_clean += 1
+            report.processes_stopped += int(outcome.acted and not outcome.deleted_pod)
+        else:
+            report.errors.append(f"session {target.session_id}: {outcome.summary}")
+        if outcome.deleted_pod:
+            report.node_pods_deleted += 1

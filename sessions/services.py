@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -31,7 +31,6 @@ from portal.kube import (
     ephemeral_container,
     get_client,
     random_container_name,
-    stop_session_processes,
 )
 from portal.kube.config import KubeConfigError
 from portal.kube.specs import (
@@ -42,6 +41,7 @@ from portal.kube.specs import (
     session_labels,
     time_limited_command,
 )
+from sessions import cluster_stop
 from sessions.choices import LIVE_STATUSES, SESSION_MOVES, EndReason, SessionStatus
 from sessions.models import DebugSession, lock_session
 
@@ -258,7 +258,10 @@ def session_provision(*, session_id: uuid.UUID | str) -> None:
         # Ended or failed while we worked: don't leave a shell (or a node pod) behind. Only
         # then: a session that runs is never touched here.
         if _is_over(session_id):
-            _stop_in_cluster(session_id)
+            over = DebugSession.objects.select_related("request").get(pk=session_id)
+            if over.container_name:
+                target = cluster_stop.StopTarget.of(over)
+                cluster_stop.record_outcome(target, cluster_stop.stop_target(target), by="provisioner")
 
 
 def cluster_time_limit_seconds(req: DebugRequest) -> int:
@@ -340,11 +343,16 @@ def session_end(
     reason: EndReason | str,
     origin: AuditOrigin | None = None,
     comment: str = "",
+    cluster: Literal["now", "background", "caller"] = "now",
 ) -> DebugSession:
-    """End the session (idempotent) and stop its processes in the cluster.
+    """End the session (idempotent) and stop its debug access in the cluster.
 
     `actor` None means the system (time limit, container gone). The database says "ended"
     before the cluster is touched, so an unreachable cluster can't keep a session alive.
+    `cluster` says who stops it there: "now" before returning; "background" in a thread after
+    the commit (views, the API and websockets answer at once; the page shows the progress);
+    "caller" when the caller batches the stops (the reaper). Whichever, the session is clean
+    only once the cluster confirms (sessions.cluster_stop), and the reaper retries until then.
     """
     if reason not in EndReason.values:
         raise ValueError(f"unknown end reason {reason!r}")
@@ -367,7 +375,7 @@ def session_end(
         session.end_reason = str(reason)
         session.ended_by = actor
         session.end_comment = comment
-        session.progress = "ended"
+        session.progress = cluster_stop.STOPPING if was_running else "ended"
         session.save(update_fields=["status", "ended_at", "end_reason", "ended_by", "end_comment", "progress"])
         # An extension nobody decided yet has nothing left to extend.
         session.extensions.filter(status="pending").update(status="cancelled", decided_at=session.ended_at)
@@ -380,27 +388,14 @@ def session_end(
             data={"reason": str(reason), "comment": comment},
         )
         _publish(session)
-    if was_running:
-        _stop_in_cluster(session.pk)  # a provisioning session is cleaned up by its provisioner
+    if was_running:  # a provisioning session is cleaned up by its provisioner (or the reaper)
+        if cluster == "now":
+            target = cluster_stop.StopTarget.of(session)
+            cluster_stop.record_outcome(target, cluster_stop.stop_target(target), by="portal", audit_failure=True)
+        elif cluster == "background":
+            pk = session.pk
+            transaction.on_commit(lambda: cluster_stop.stop_in_background(pk))
     return session
-
-
-def _stop_in_cluster(session_id: uuid.UUID | str) -> None:
-    """Kill the session's processes; for a node session, delete its pod."""
-    session = DebugSession.objects.select_related("request").get(pk=session_id)
-    try:
-        if session.request.kind == RequestKind.NODE:
-            deleted = get_client().delete_pod(session.namespace, session.pod)
-            summary = "node-debugger pod deleted" if deleted else "node-debugger pod already gone"
-        else:
-            summary = stop_session_processes(session.namespace, session.pod, session.container_name, str(session.pk))
-        logger.info("session %s stopped in the cluster: %s", session.pk, summary)
-    except KubeError as exc:
-        with transaction.atomic():
-            record_event(
-                action="session.stop_failed", actor=None, request=session.request, session=session, data={"message": exc.message}
-            )
-        logger.warning("session %s: stopping its processes failed: %s", session.pk, exc.message)
 
 
 def end_reason_for(user: Any, session: DebugSession) -> EndReason:
@@ -413,11 +408,17 @@ def end_reason_for(user: Any, session: DebugSession) -> EndReason:
 
 
 def end_expired_sessions(*, now: datetime | None = None) -> int:
-    """End every running session past its time limit; return how many."""
+    """End every running session past its time limit; return how many.
+
+    The ends are written one by one (each a short transaction); their cluster stops then run
+    together in a bounded pool, so one hung pod doesn't delay the others' ends.
+    """
     now = now or timezone.now()
     due = list(DebugSession.objects.filter(status=SessionStatus.RUNNING, expires_at__lte=now).values_list("pk", flat=True))
-    ended = 0
+    targets = []
     for pk in due:
-        session_end(session_id=pk, actor=None, reason=EndReason.EXPIRED)
-        ended += 1
-    return ended
+        session = session_end(session_id=pk, actor=None, reason=EndReason.EXPIRED, cluster="caller")
+        if session.status == SessionStatus.ENDED and session.end_reason == EndReason.EXPIRED and session.ended_by is None:
+            targets.append(cluster_stop.StopTarget.of(session))
+    cluster_stop.stop_all(targets, by="reaper")
+    return len(targets)

@@ -2,7 +2,7 @@
 
 from portal.kube.client import ContainerState, KubeClient, NodeInfo, PodInfo, get_client, reset_client
 from portal.kube.errors import KubeError, KubeForbidden, KubeInvalid, KubeNotFound, KubeTimeout, KubeUnavailable
-from portal.kube.sessions import stop_session_processes
+from portal.kube.sessions import StopFailed, stop_debug_container
 from portal.kube.specs import ephemeral_container, random_container_name
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "get_client",
     "random_container_name",
     "reset_client",
-    "stop_session_processes",
+    "StopFailed",
+    "stop_debug_container",
 ]

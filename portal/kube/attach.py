@@ -130,8 +130,12 @@ def attach_url(conn: KubeConnection, *, namespace: str, pod: str, container: str
     return f"{conn.base_url}/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/attach?{query}"
 
 
-def exec_url(conn: KubeConnection, *, namespace: str, pod: str, container: str, command: list[str], tty: bool) -> str:
-    params: list[tuple[str, str]] = [("container", container), ("stdin", "true"), ("stdout", "true")]
+def exec_url(
+    conn: KubeConnection, *, namespace: str, pod: str, container: str, command: list[str], tty: bool, stdin: bool = True
+) -> str:
+    params: list[tuple[str, str]] = [("container", container), ("stdout", "true")]
+    if stdin:
+        params.insert(1, ("stdin", "true"))
     params.append(("tty", "true") if tty else ("stderr", "true"))
     params += [("command", arg) for arg in command]
     return f"{conn.base_url}/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/exec?{urlencode(params)}"
@@ -150,6 +154,44 @@ async def open_exec(
     return await _open(conn, url, timeout=timeout)
 
 
+async def run_command(
+    conn: KubeConnection, *, namespace: str, pod: str, container: str, command: list[str], timeout: float
+) -> tuple[int, bytes]:
+    """Run a command without stdin or tty, as `kubectl exec` does; (exit code, stdout+stderr).
+
+    The whole call, handshake included, is bounded by `timeout` (TimeoutError): a hung
+    apiserver or kubelet can't hold the caller. -1 means the stream ended without a status
+    (the command's container died under it).
+    """
+    url = exec_url(conn, namespace=namespace, pod=pod, container=container, command=command, tty=False, stdin=False)
+    async with asyncio.timeout(timeout):
+        stream = await _open(conn, url, timeout=timeout)
+        output = bytearray()
+        code: int | None = None
+        try:
+            while (event := await stream.read()) is not None:
+                if event.channel == STATUS:
+                    code = _exit_code(event.status or {})
+                else:
+                    output += event.data
+        finally:
+            await stream.close()
+    return (-1 if code is None else code), bytes(output)
+
+
+def _exit_code(status: dict[str, Any]) -> int:
+    """The exit code a Status on channel 3 reports (what client-go's exec does with it)."""
+    if status.get("status") == "Success":
+        return 0
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            try:
+                return int(cause.get("message", ""))
+            except ValueError:
+                break
+    raise AttachError(f"the command could not run: {str(status.get('message') or 'unknown error')[:300]}", retryable=False)
+
+
 async def _open(conn: KubeConnection, url: str, *, timeout: float) -> ChannelStream:
     refused: dict[str, Any] = {}
 
@@ -166,27 +208,35 @@ async def _open(conn: KubeConnection, url: str, *, timeout: float) -> ChannelStr
     trace = aiohttp.TraceConfig()
     trace.on_request_end.append(keep_refusal)
     http = aiohttp.ClientSession(trace_configs=[trace], timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout))
+    opened = False
     try:
-        ws = await http.ws_connect(
-            url,
-            headers=conn.headers,
-            protocols=PROTOCOLS,
-            ssl=conn.ssl_context if conn.ssl_context is not None else False,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-            # Like client-go's pings: keeps idle terminals alive through proxies and notices a
-            # dead apiserver connection (no pong) instead of waiting on it forever.
-            heartbeat=20.0,
-            autoping=True,
-            max_msg_size=_MAX_FRAME,
-            compress=0,
-        )
+        # The handshake as a whole is bounded too: an apiserver that accepts the connection and
+        # never answers the upgrade (a hung kubelet behind it) must not hold a terminal or a stop.
+        async with asyncio.timeout(timeout):
+            ws = await http.ws_connect(
+                url,
+                headers=conn.headers,
+                protocols=PROTOCOLS,
+                ssl=conn.ssl_context if conn.ssl_context is not None else False,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+                # Like client-go's pings: keeps idle terminals alive through proxies and notices a
+                # dead apiserver connection (no pong) instead of waiting on it forever.
+                heartbeat=20.0,
+                autoping=True,
+                max_msg_size=_MAX_FRAME,
+                compress=0,
+            )
+        opened = True
     except aiohttp.WSServerHandshakeError as exc:
-        await http.close()
         raise _refusal(exc.status, refused.get("body", b"")) from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        await http.close()
         log.warning("cannot reach the cluster for attach/exec: %s", type(exc).__name__)
         raise AttachError(f"cannot reach the cluster ({type(exc).__name__})") from None
+    finally:
+        # Also when the caller is cancelled mid-handshake (a terminal closed while its attach
+        # was opening): an unclosed session would be reported at garbage collection.
+        if not opened:
+            await asyncio.shield(http.close())
     protocol = ws.protocol or ""
     if protocol not in PROTOCOLS:
         await ws.close()

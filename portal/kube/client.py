@@ -8,6 +8,7 @@ Every failure surfaces as a portal.kube.errors.KubeError subclass.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -310,45 +311,25 @@ class KubeClient:
         """Run `command` in the container (no stdin, no tty); return (exit code, stdout+stderr).
 
         The exit code comes from the status channel; -1 means the stream ended without one.
+        Bounded by `timeout` from the first byte of the handshake (the official client's
+        stream() connects without any timeout, so a hung kubelet held the caller for good).
+        Blocking: call it from a thread without a running event loop.
         """
-        from kubernetes.stream import stream  # imported late: patches the ApiClient per call
+        from portal.kube.attach import AttachError, run_command
 
-        doing = f"running a command in {namespace}/{pod}:{container}"
+        where = f"{namespace}/{pod}:{container}"
         try:
-            ws = stream(
-                self.core.connect_get_namespaced_pod_exec,
-                pod,
-                namespace,
-                container=container,
-                command=command,
-                stdin=False,
-                stdout=True,
-                stderr=True,
-                tty=False,
-                _preload_content=False,
+            code, output = asyncio.run(
+                run_command(load_connection(), namespace=namespace, pod=pod, container=container, command=command,
+                            timeout=timeout)
             )
-        except Exception as exc:
-            raise from_exception(exc, doing=doing) from exc
-        output: list[str] = []
-        deadline = time.monotonic() + timeout
-        try:
-            while ws.is_open() and time.monotonic() < deadline:
-                ws.update(timeout=1)
-                if ws.peek_stdout():
-                    output.append(ws.read_stdout())
-                if ws.peek_stderr():
-                    output.append(ws.read_stderr())
-            if ws.is_open():
-                raise KubeTimeout(f"the command in {namespace}/{pod}:{container} did not finish within {int(timeout)} seconds")
-            output.append(ws.read_stdout() or "")
-            output.append(ws.read_stderr() or "")
-            try:
-                code = ws.returncode
-            except Exception:  # no (parsable) status on channel 3
-                code = None
-        finally:
-            ws.close()
-        return (-1 if code is None else int(code)), "".join(output)
+        except TimeoutError:
+            raise KubeTimeout(f"the command in {where} did not finish within {int(timeout)} seconds") from None
+        except AttachError as exc:
+            if exc.status == 404:
+                raise KubeNotFound(f"running a command in {where}: {exc.message}") from None
+            raise KubeUnavailable(f"running a command in {where}: {exc.message}") from None
+        return code, output.decode("utf-8", "replace")
 
 
 _client_lock = threading.Lock()

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from approvals.choices import RequestStatus
 from portal.audit import verify_chain
-from sessions import extensions, services
+from sessions import cluster_stop, extensions, services
 from sessions.choices import EndReason, ExtensionStatus, SessionStatus
 from sessions.models import DebugSession, SessionExtension
 from tests.concurrency import run_at_once
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def no_cluster(monkeypatch: Any) -> None:
     """What's raced here is the database; the cluster stop after the end is another test's."""
-    monkeypatch.setattr(services, "_stop_in_cluster", lambda session_id: None)
+    monkeypatch.setattr("sessions.cluster_stop.stop_target", lambda target: cluster_stop.StopOutcome(True, "not raced here"))
 
 
 def _running_with_pending_extension(make_request: Any, settings: Any, n: int) -> tuple[DebugSession, SessionExtension]:

@@ -10,7 +10,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from portal.kube.sessions import stop_session_processes
+from portal.kube import get_client
+from portal.kube.sessions import stop_debug_container
 from portal.models import AuditEvent
 from sessions.choices import EndReason, SessionStatus
 from sessions.models import DebugSession
@@ -50,19 +51,20 @@ def test_it_stops_a_shell_a_crash_left_running(alice: Any, bob: Any, nginx_pod: 
     # The portal wrote "ended" and died before it could kill the shell.
     DebugSession.objects.filter(pk=session.pk).update(status=SessionStatus.ENDED, ended_at=timezone.now(), end_reason="user")
     report = reap_once()
-    assert report.processes_stopped == 1
-    assert wait_until(lambda: not session_pids(session.pk))
-    assert AuditEvent.objects.filter(session=session, action="session.processes_stopped").count() == 1
-    # Next pass sees the container terminated and marks the session clean, once.
-    assert wait_until(lambda: reap_once().marked_clean == 1 or DebugSession.objects.get(pk=session.pk).cluster_clean_at)
+    assert report.processes_stopped == 1 and report.marked_clean == 1, report
+    assert not session_pids(session.pk)
+    # Clean on the cluster's word: the debug container's status says terminated.
+    assert get_client().ephemeral_container_state(session.namespace, session.pod, session.container_name).state == "terminated"
+    assert AuditEvent.objects.filter(session=session, action="session.cluster_clean").count() == 1
     session.refresh_from_db()
     assert session.cluster_clean_at is not None
-    assert reap_once().processes_stopped == 0
+    again = reap_once()
+    assert again.processes_stopped == 0 and again.marked_clean == 0
 
 
 def test_it_ends_a_session_whose_shell_exited(alice: Any, bob: Any, nginx_pod: str) -> None:
     session = running_session(alice, bob, nginx_pod)
-    stop_session_processes(session.namespace, session.pod, session.container_name, str(session.pk))
+    stop_debug_container(session.namespace, session.pod, session.container_name)
     assert wait_until(lambda: reap_once().sessions_gone == 1 or DebugSession.objects.get(pk=session.pk).status == SessionStatus.ENDED)
     session.refresh_from_db()
     assert session.status == SessionStatus.ENDED and session.end_reason == EndReason.CONTAINER_EXITED
