@@ -2,6 +2,7 @@
 // session's .cast, a marker at every command typed, a command list that jumps the player,
 // and speed / skip-idle controls (the player takes those as options, so changing one
 // re-creates it at the same moment).
+import "./shared/style_nonce"; // first: before any library makes a <style>
 import "asciinema-player/dist/bundle/asciinema-player.css";
 import * as AsciinemaPlayer from "asciinema-player";
 

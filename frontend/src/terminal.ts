@@ -1,5 +1,6 @@
 // The session page: live status, countdown, End button and, for the requester of a
 // running session, the browser terminal speaking docs/terminal-protocol.md.
+import "./shared/style_nonce"; // first: before any library makes a <style>
 import "@xterm/xterm/css/xterm.css";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";

@@ -1,6 +1,7 @@
 // The read-only live view of a running session (approvers, auditors, admins): output only.
 // The terminal takes no keyboard input and nothing is ever sent to the server but the
 // websocket handshake, so a watcher cannot type into the engineer's shell.
+import "./shared/style_nonce"; // first: before any library makes a <style>
 import "@xterm/xterm/css/xterm.css";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
