@@ -169,6 +169,20 @@ X_FRAME_OPTIONS = "DENY"
 # from the right-most X-Forwarded-For hop (the one that proxy appended; the rest is the client's).
 EPHEMERA_BEHIND_TLS_PROXY = envbool("EPHEMERA_BEHIND_TLS_PROXY", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if EPHEMERA_BEHIND_TLS_PROXY else None
+# Served to browsers over TLS only: plain HTTP redirects to https, and HSTS tells browsers
+# never to try http again. Not by default in demo/debug: HSTS would stick to localhost.
+EPHEMERA_TLS = envbool("EPHEMERA_TLS", EPHEMERA_BEHIND_TLS_PROXY and not (DEMO or DEBUG))
+SECURE_SSL_REDIRECT = EPHEMERA_TLS
+# Kubernetes probes and load balancers ask the pod itself, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = envint("EPHEMERA_HSTS_SECONDS", 365 * 24 * 3600, minimum=0) if EPHEMERA_TLS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("EPHEMERA_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preload is a promise about the whole registrable domain, only its owner can make it; without
+# it, `check --deploy`'s reminder (W021) is noise, so it is silenced unless preload is on.
+SECURE_HSTS_PRELOAD = envbool("EPHEMERA_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SECURE_REFERRER_POLICY = "same-origin"  # same-origin Referer still reaches Django's CSRF check over https
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 # Failed sign-ins (form and admin) are counted per account and per client address, in the
 # database so all replicas share them; at the limit, that account or address is refused, even
