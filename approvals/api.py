@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -39,6 +39,17 @@ def body(request: Request) -> dict[str, Any]:
     return request.data  # type: ignore[no-any-return]
 
 
+def parsed(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    """The body checked for form only (types, allowed characters): a 400 naming each bad field.
+
+    Runs before any service, so a refused body writes nothing. A null text is "" (not given).
+    """
+    serializer = serializer_class(data=body(request))
+    serializer.is_valid(raise_exception=True)
+    text = {name for name, field in serializer.fields.items() if isinstance(field, serializers.CharField)}
+    return {k: ("" if v is None and k in text else v) for k, v in serializer.validated_data.items()}
+
+
 def visible_or_404(request: Request, request_id: Any) -> DebugRequest:
     try:
         return selectors.get_visible_request(request.user, request_id)
@@ -60,20 +71,20 @@ class RequestListView(APIView):
         request=RequestCreateSerializer, responses={201: RequestSerializer, 400: _ERRORS}, summary="Ask for debug access"
     )
     def post(self, request: Request) -> Response:
-        data = body(request)
+        data = parsed(RequestCreateSerializer, request)
         try:
             req = services.request_create(
                 requester=request.user,
                 # `{node, ...}` alone is a node request; `kind` may still say so explicitly.
-                kind=str(data.get("kind") or ("node" if data.get("node") else "pod")),
-                namespace=str(data.get("namespace") or ""),
-                pod=str(data.get("pod") or ""),
-                container=str(data.get("container") or ""),
-                node=str(data.get("node") or ""),
-                image=str(data.get("image") or ""),
-                profile=str(data.get("profile") or "general"),
-                reason=str(data.get("reason") or ""),
-                duration_minutes=data.get("duration_minutes"),
+                kind=data["kind"] or ("node" if data["node"] else "pod"),
+                namespace=data["namespace"],
+                pod=data["pod"],
+                container=data["container"],
+                node=data["node"],
+                image=data["image"],
+                profile=data["profile"] or "general",
+                reason=data["reason"],
+                duration_minutes=data["duration_minutes"],
                 origin=AuditOrigin.from_request(request._request),
             )
         except ValidationError as exc:
@@ -116,7 +127,7 @@ def _decide(request: Request, pk: Any, decide: Callable[..., Any]) -> Response:
         decide(
             request_id=req.pk,
             approver=request.user,
-            comment=str(body(request).get("comment") or ""),
+            comment=parsed(CommentSerializer, request)["comment"],
             origin=AuditOrigin.from_request(request._request),
         )
     except ValidationError as exc:

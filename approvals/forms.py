@@ -1,8 +1,9 @@
 """The debug request form: it only parses input; every rule lives in approvals.services.
 
-The service checks names, the live cluster, the image allowlist and the duration bounds and
-raises ValidationError per field; the view puts those messages on these fields. The HTML
-attributes of the template (required, min/max, choices) only help the browser.
+The fields refuse only text no database can store (portal.validators). The service checks
+names, the live cluster, the image allowlist and the duration bounds and raises
+ValidationError per field; the view puts those messages on these fields. The HTML attributes
+of the template (required, min/max, choices) only help the browser.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from django import forms
 from django.conf import settings
 
 from approvals.choices import Profile, Verdict
+from portal.validators import FormTextField
 
 # One line per profile, shown next to each choice (what kubectl debug --profile grants).
 PROFILE_HELP: dict[str, str] = {
@@ -25,15 +27,15 @@ PROFILE_HELP: dict[str, str] = {
 class DebugRequestForm(forms.Form):
     # Not required and untyped on purpose: the raw values go to request_create, which
     # reports every field's problem at once (a form-level "required" would hide the rest).
-    kind = forms.CharField(required=False, initial="pod")  # "pod" or "node"
-    node = forms.CharField(required=False)
-    namespace = forms.CharField(required=False)
-    pod = forms.CharField(required=False)
-    container = forms.CharField(required=False, label="Target container")
-    image = forms.CharField(required=False, label="Debug image")
-    profile = forms.CharField(required=False, initial=Profile.GENERAL)
-    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    duration_minutes = forms.CharField(required=False, label="Duration (minutes)")
+    kind = FormTextField(required=False, initial="pod")  # "pod" or "node"
+    node = FormTextField(required=False)
+    namespace = FormTextField(required=False)
+    pod = FormTextField(required=False)
+    container = FormTextField(required=False, label="Target container")
+    image = FormTextField(required=False, label="Debug image")
+    profile = FormTextField(required=False, initial=Profile.GENERAL)
+    reason = FormTextField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    duration_minutes = FormTextField(required=False, label="Duration (minutes)")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -51,4 +53,4 @@ class DebugRequestForm(forms.Form):
 
 class DecisionForm(forms.Form):
     verdict = forms.ChoiceField(choices=Verdict.choices)
-    comment = forms.CharField(required=False, max_length=2000)
+    comment = FormTextField(required=False, max_length=2000)

@@ -1,5 +1,6 @@
-"""JSON shapes of the API. Input serializers only describe the body (for the OpenAPI
-document); every rule is checked once, in the services."""
+"""JSON shapes of the API. Input serializers describe the body (for the OpenAPI document) and
+check only its form: each field has the right type, and text carries no character a database
+or encoder refuses (portal.validators). Every rule is checked once, in the services."""
 
 from __future__ import annotations
 
@@ -9,23 +10,29 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.models import DebugRequest, Decision
+from portal.validators import ApiTextField, ApiWholeNumberField
 from sessions.models import DebugSession
 
 
+def _text(**kwargs: Any) -> ApiTextField:
+    # Blank and null are the services' to refuse, with their own messages.
+    return ApiTextField(required=False, allow_blank=True, allow_null=True, **kwargs)
+
+
 class RequestCreateSerializer(serializers.Serializer):
-    kind = serializers.CharField(required=False, default="pod", help_text="'pod' (default) or 'node'.")
-    namespace = serializers.CharField(required=False, allow_blank=True, default="")
-    pod = serializers.CharField(required=False, allow_blank=True, default="")
-    container = serializers.CharField(required=False, allow_blank=True, default="", help_text="The target container.")
-    node = serializers.CharField(required=False, allow_blank=True, default="", help_text="The node, for kind 'node'.")
-    image = serializers.CharField(required=False, allow_blank=True, default="")
-    profile = serializers.CharField(required=False, allow_blank=True, default="general")
-    reason = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
-    duration_minutes = serializers.IntegerField(required=False, allow_null=True, default=None)
+    kind = _text(default="", help_text="'pod' (default) or 'node' (the default when only `node` is given).")
+    namespace = _text(default="")
+    pod = _text(default="")
+    container = _text(default="", help_text="The target container.")
+    node = _text(default="", help_text="The node, for kind 'node'.")
+    image = _text(default="")
+    profile = _text(default="general")
+    reason = _text(default="", trim_whitespace=False)
+    duration_minutes = ApiWholeNumberField(required=False, allow_null=True, default=None)
 
 
 class CommentSerializer(serializers.Serializer):
-    comment = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    comment = _text(default="", trim_whitespace=False)
 
 
 class SessionSerializer(serializers.ModelSerializer):

@@ -1,7 +1,8 @@
 """Checking a debug request before anything is written: shape first, then the live cluster.
 
 Every problem is reported against its field with a message that says what to do; nothing
-is written when any check fails (the caller raises before its transaction starts).
+is written when any check fails (the caller raises before its transaction starts). Text with
+characters no database stores (NUL, lone surrogates) is refused here too, for every caller.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from approvals.choices import Profile, RequestKind
 from portal.kube import KubeError, get_client
 from portal.kube.config import KubeConfigError
+from portal.validators import forbidden_character_errors
 
 REASON_MAX_LENGTH = 2000
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -60,7 +62,7 @@ def _duration(raw: Any, errors: dict[str, list[str]]) -> int:
         value = int(raw)
         if isinstance(raw, float) and raw != value:
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(inf) overflows, int(nan) is a ValueError
         errors.setdefault("duration_minutes", []).append(f"Give the duration as a whole number of minutes (1 to {maximum}).")
         return 0
     if not 1 <= value <= maximum:
@@ -81,10 +83,15 @@ def validate_request(
     duration_minutes: Any,
 ) -> CleanRequest:
     """Return the cleaned request or raise ValidationError({field: [messages]})."""
-    errors: dict[str, list[str]] = {}
+    # Text no database can store is refused first; that field then gets no other message.
+    errors = forbidden_character_errors(
+        {"kind": kind, "namespace": namespace, "pod": pod, "container": container, "node": node, "image": image,
+         "profile": profile, "reason": reason, "duration_minutes": duration_minutes}
+    )
+    forbidden = set(errors)
 
     def add(field: str, message: str | None) -> None:
-        if message:
+        if message and field not in forbidden:
             errors.setdefault(field, []).append(message)
 
     kind = (kind or RequestKind.POD).strip()
@@ -114,7 +121,7 @@ def validate_request(
         add("reason", "Say why you need access (this goes to the approvers and the audit trail).")
     elif len(reason) > REASON_MAX_LENGTH:
         add("reason", f"Keep the reason under {REASON_MAX_LENGTH} characters.")
-    duration = _duration(duration_minutes, errors)
+    duration = 0 if "duration_minutes" in forbidden else _duration(duration_minutes, errors)
 
     target_ok = kind == RequestKind.POD and not ({"namespace", "pod", "container"} & errors.keys())
     if target_ok:

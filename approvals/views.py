@@ -133,7 +133,10 @@ def request_decide(request: HttpRequest, request_id: uuid.UUID) -> HttpResponse:
     req = _visible_request(request, request_id)
     form = DecisionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose approve or deny.")
+        if "verdict" in form.errors:
+            messages.error(request, "Choose approve or deny.")
+        for error in form.errors.get("comment", []):
+            messages.error(request, f"Comment: {error}")
         return redirect("request_detail", request_id=req.pk)
     verdict, comment = form.cleaned_data["verdict"], form.cleaned_data["comment"]
     origin = AuditOrigin.from_request(request)

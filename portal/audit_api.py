@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -18,6 +18,24 @@ from portal.audit_export import iter_lines
 JSONL = "application/jsonl"
 
 
+def _since(raw: str) -> datetime:
+    """An ISO date or datetime (no offset: UTC) that the database can compare, or a 400.
+
+    Checked as UTC here because the database converts it: 0001-01-01T00:00+05:00 is before
+    year 1 in UTC and raised OverflowError (a 500) inside the query.
+    """
+    try:
+        since = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError({"since": "Not an ISO date or datetime."}) from None
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    try:
+        return since.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError({"since": "Out of range: give a date between the years 1 and 9999 (UTC)."}) from None
+
+
 class AuditExportView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("since", str, description="ISO date or datetime: only events from then on")],
@@ -29,10 +47,7 @@ class AuditExportView(APIView):
             raise PermissionDenied("Only auditors and admins may export the audit trail.")
         since: Any = None
         if raw := request.query_params.get("since"):
-            try:
-                since = datetime.fromisoformat(raw)
-            except ValueError:
-                raise ValidationError({"since": "Not an ISO date or datetime."}) from None
+            since = _since(raw)
         response = StreamingHttpResponse(iter_lines(since=since), content_type=JSONL)
         response["Content-Disposition"] = 'attachment; filename="ephemera-audit.jsonl"'
         response["Cache-Control"] = "private, no-store"

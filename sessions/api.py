@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from approvals.api import body, conflict_response, validation_response
+from approvals.api import conflict_response, parsed, validation_response
 from approvals.serializers import CommentSerializer, SessionSerializer
 from portal import permissions
 from portal.audit import AuditOrigin
@@ -43,9 +43,9 @@ class SessionEndView(APIView):
         session = _visible_or_404(request, pk)
         if not permissions.can_end_session(request.user, session):
             raise PermissionDenied("You can't end this session.")
-        data = body(request)
+        data = parsed(EndSerializer, request)
         # `reason` is the documented field; `comment` is accepted as the older name.
-        comment = str(data.get("reason") or data.get("comment") or "")
+        comment = data["reason"] or data["comment"]
         try:
             session = services.session_end(
                 session_id=session.pk,
@@ -74,13 +74,13 @@ class SessionExtendView(APIView):
     )
     def post(self, request: Request, pk: Any) -> Response:
         session = _visible_or_404(request, pk)
-        data = body(request)
+        data = parsed(ExtendSerializer, request)
         try:
             ext = extensions.extension_request(
                 session_id=session.pk,
                 user=request.user,
-                minutes=data.get("minutes"),
-                reason=str(data.get("reason") or ""),
+                minutes=data["minutes"],
+                reason=data["reason"],
                 origin=AuditOrigin.from_request(request._request),
             )
         except ValidationError as exc:
@@ -99,7 +99,7 @@ class _ExtensionDecisionView(APIView):
             ext = type(self).decide(
                 extension_id=ext.pk,
                 approver=request.user,
-                comment=str(body(request).get("comment") or ""),
+                comment=parsed(CommentSerializer, request)["comment"],
                 origin=AuditOrigin.from_request(request._request),
             )
         except ValidationError as exc:

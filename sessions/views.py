@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from portal.audit import AuditOrigin
 from portal.kube.specs import NODE_PROFILE_HELP
 from portal.permissions import can_end_session, can_use_terminal, can_view_request, is_admin
+from portal.validators import forbidden_character_messages
 from sessions import extensions, services
 from sessions.choices import LIVE_STATUSES
 from sessions.models import DebugSession, Finding, SessionExtension
@@ -25,6 +26,14 @@ def _session_for(user, session_id) -> DebugSession:  # type: ignore[no-untyped-d
     if session is None or not can_view_request(user, session.request):
         raise Http404("No such session")
     return session
+
+
+def _refused(request: HttpRequest, **fields: str) -> bool:
+    """Text no database can store is refused before any service sees it (as a flash message)."""
+    problems = forbidden_character_messages(fields)
+    for problem in problems:
+        messages.error(request, problem)
+    return bool(problems)
 
 
 def _status(session: DebugSession) -> dict:
@@ -81,6 +90,8 @@ def session_status(request: HttpRequest, session_id) -> JsonResponse:  # type: i
 def session_end(request: HttpRequest, session_id) -> HttpResponse:  # type: ignore[no-untyped-def]
     """The revoke / admin-end form on the session page; the same service as the API."""
     session = _session_for(request.user, session_id)
+    if _refused(request, reason=request.POST.get("reason", "")):
+        return redirect("session_detail", session_id=session.pk)
     try:
         services.session_end(
             session_id=session.pk,
@@ -120,6 +131,8 @@ def oversight_page(request: HttpRequest) -> HttpResponse:
 def session_extend(request: HttpRequest, session_id) -> HttpResponse:  # type: ignore[no-untyped-def]
     """The requester's "ask for more time" form; the same service as the API."""
     session = _session_for(request.user, session_id)
+    if _refused(request, minutes=request.POST.get("minutes", ""), reason=request.POST.get("reason", "")):
+        return redirect("session_detail", session_id=session.pk)
     try:
         extensions.extension_request(
             session_id=session.pk,
@@ -146,6 +159,8 @@ def extension_decide(request: HttpRequest, extension_id) -> HttpResponse:  # typ
     ext = SessionExtension.objects.select_related("session__request").filter(pk=extension_id).first()
     if ext is None or not can_view_request(request.user, ext.session.request):
         raise Http404("No such extension")
+    if _refused(request, comment=request.POST.get("comment", "")):
+        return redirect("approvals")
     decide = extensions.extension_approve if request.POST.get("verdict") == "approve" else extensions.extension_deny
     try:
         decide(

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from portal import permissions
 from portal.audit import AuditOrigin, record_event
+from portal.validators import forbidden_characters_message, has_forbidden_characters
 from sessions.choices import LIVE_STATUSES
 from sessions.models import DebugSession, lock_session
 from sessions.review.models import SessionReview
@@ -24,6 +25,8 @@ def session_mark_reviewed(*, session_id: Any, reviewer: Any, note: str, origin: 
     if not permissions.can_review_session(reviewer, session):
         raise PermissionDenied("Only auditors and admins may review sessions, and not their own.")
     note = (note or "").strip()
+    if has_forbidden_characters(note):
+        raise ValidationError({"note": [forbidden_characters_message()]})
     if not note:
         raise ValidationError({"note": "Say what you checked: a note is required."})
     if len(note) > MAX_NOTE:

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal import permissions
 from portal.audit import AuditOrigin
+from portal.validators import FORBIDDEN_CHARACTERS_MESSAGE, forbidden_character_errors, forbidden_character_messages
 from sessions import selectors as session_selectors
 from sessions.choices import LIVE_STATUSES, SessionStatus
 from sessions.models import DebugSession
@@ -61,6 +62,9 @@ def _visible(user: Any, session_id: Any) -> DebugSession:
 @require_POST
 def session_review(request: HttpRequest, session_id: Any) -> HttpResponse:
     session = _visible(request.user, session_id)
+    if problems := forbidden_character_messages({"note": request.POST.get("note", "")}):
+        messages.error(request, " ".join(problems))
+        return redirect("session_detail", session_id=session.pk)
     try:
         services.session_mark_reviewed(
             session_id=session.pk,
@@ -93,11 +97,11 @@ def _date(value: str) -> date | None:
         return None
 
 
+_TEXT_FILTERS = ("user", "cluster", "namespace", "pod", "node", "status", "reviewed", "command")
+
+
 def _filters(params: Any) -> selectors.HistoryFilters:
-    text = {
-        k: str(params.get(k, "")).strip()[:253]
-        for k in ("user", "cluster", "namespace", "pod", "node", "status", "reviewed", "command")
-    }
+    text = {k: str(params.get(k, "")).strip()[:253] for k in _TEXT_FILTERS}
     if text["status"] not in SessionStatus.values:
         text["status"] = ""
     if text["reviewed"] not in ("yes", "no"):
@@ -108,9 +112,18 @@ def _filters(params: Any) -> selectors.HistoryFilters:
 @login_required
 @require_GET
 def session_history(request: HttpRequest) -> HttpResponse:
-    filters = _filters(request.GET)
-    page = Paginator(selectors.history(request.user, filters), PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
+    # A filter no database can take (NUL) is a 400 naming it, with an empty list; the form is
+    # shown again without that value. Other bad values are ignored, as before.
+    given = {k: request.GET.get(k, "") for k in (*_TEXT_FILTERS, "since", "until", "page")}
+    problems = list(forbidden_character_errors(given))
+    params = request.GET.copy()
+    for key in problems:
+        params.pop(key, None)
+        messages.error(request, f"The {key} filter {FORBIDDEN_CHARACTERS_MESSAGE}.")
+    filters = _filters(params)
+    sessions: Any = [] if problems else selectors.history(request.user, filters)
+    page = Paginator(sessions, PAGE_SIZE).get_page(params.get("page"))
+    query = params.copy()
     query.pop("page", None)
     return render(
         request,
@@ -122,4 +135,5 @@ def session_history(request: HttpRequest) -> HttpResponse:
             "statuses": SessionStatus.choices,
             "sees_all": permissions.can_see_all_sessions(request.user),
         },
+        status=400 if problems else 200,
     )
