@@ -12,27 +12,30 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from portal import permissions
+from portal.ws_auth import LiveAccessMixin
 
 APPROVALS_GROUP = "approvals"
 CLOSE_FORBIDDEN = 4403
 
 
-@database_sync_to_async
 def _may_listen(user: Any) -> bool:
     if user is None or not user.is_authenticated or not user.is_active:
         return False
     return permissions.is_approver(user) or permissions.is_admin(user)
 
 
-class ApprovalsConsumer(AsyncJsonWebsocketConsumer):
+class ApprovalsConsumer(LiveAccessMixin, AsyncJsonWebsocketConsumer):
     joined = False
 
     async def connect(self) -> None:
-        if not await _may_listen(self.scope.get("user")):
+        # Before the check: a revocation from now on is heard (portal.access_events).
+        await self.join_access_group()
+        if not await database_sync_to_async(self._may_listen_now)():
             # Accept, then close with 4403: a close before accept reaches the browser as a bare
             # HTTP 403, and the page couldn't tell "forbidden" from "network down".
             await self.accept()
             await self.close(code=CLOSE_FORBIDDEN)
+            await self.leave_access_group()
             return
         # Join before accepting, so no event sent after the client sees "open" is missed.
         await self.channel_layer.group_add(APPROVALS_GROUP, self.channel_name)
@@ -43,6 +46,19 @@ class ApprovalsConsumer(AsyncJsonWebsocketConsumer):
         if self.joined:
             await self.channel_layer.group_discard(APPROVALS_GROUP, self.channel_name)
             self.joined = False
+        await self.leave_access_group()
+
+    def _may_listen_now(self) -> bool:
+        """Sync: the handshake's credential still holds (it may have been revoked since), and its user may listen."""
+        user, _problem = self.credential_user()
+        return _may_listen(user)
+
+    def permission_problem(self, user: Any) -> str:
+        return "" if _may_listen(user) else "Only approvers and admins may follow the approvals queue."
+
+    async def access_revoked(self, message: str) -> None:
+        await self.disconnect(CLOSE_FORBIDDEN)  # out of the queue's group before anything else is sent
+        await self.close(code=CLOSE_FORBIDDEN, reason=message[:120])
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """The queue is read-only: decisions go through the HTML form (CSRF) or the API."""

@@ -7,6 +7,7 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         # Role changes made anywhere (admin, manage.py, ORM) become audit events.
-        from portal import role_audit
+        # ...and close the open websockets they, or a logout, no longer allow.
+        from portal import access_events, role_audit  # noqa: F401  (access_events: its logout receiver)
 
         role_audit.connect()

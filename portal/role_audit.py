@@ -5,7 +5,8 @@ Django's admin, `manage.py` commands and the ORM change these without going thro
 service of ours, so model signals are the one place that sees them all, whichever side of a
 many-to-many is used (`user.groups.add(g)` and `g.user_set.add(u)`, `clear()` included).
 The actor is the user of the HTTP request that caused the change (portal.actor_context),
-otherwise the system. Inside the admin the event is written in the change's own transaction
+otherwise the system. Each change also makes the user's open websockets re-check their
+access (portal.access_events). Inside the admin the event is written in the change's own transaction
 (the admin makes one); a bare ORM change in autocommit gets its event right after it.
 `QuerySet.update()` and bulk writes send no signals and are not seen: nothing of ours
 changes roles that way (tokens.revoke_token saves the row for exactly this reason).
@@ -22,6 +23,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import models, transaction
 from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_save
 
+from portal.access_events import access_changed
 from portal.actor_context import current_actor
 from portal.audit import record_event
 from portal.models import ApiToken
@@ -40,6 +42,8 @@ def _record(action: str, data: dict[str, Any]) -> None:
     actor, origin = current_actor()
     with transaction.atomic():
         record_event(action=action, actor=actor, origin=origin, data=data)
+    # Every role change is an access change: the user's open websockets re-check (on commit).
+    access_changed(data.get("user_id"))
 
 
 def _user_data(user: Any) -> dict[str, Any]:
@@ -53,10 +57,10 @@ def _user_pre_save(sender: type[models.Model], instance: Any, update_fields: Ite
     before: dict[str, Any] | None
     if instance._state.adding:
         before = None
-    elif update_fields is not None and not set(update_fields) & _FLAG_EVENTS.keys():
+    elif update_fields is not None and not set(update_fields) & {*_FLAG_EVENTS, "password"}:
         before = {}  # e.g. last_login on every sign-in: no flag can change, spare the query
     else:
-        before = sender._default_manager.filter(pk=instance.pk).values(*_FLAG_EVENTS).first()
+        before = sender._default_manager.filter(pk=instance.pk).values(*_FLAG_EVENTS, "password").first()
     setattr(instance, _BEFORE, before)
 
 
@@ -71,6 +75,9 @@ def _user_post_save(sender: type[models.Model], instance: Any, created: bool, **
         old, new = bool(before.get(flag, getattr(instance, flag))), bool(getattr(instance, flag))
         if old != new:
             _record(turned_on if new else turned_off, data)
+    if not data.get("created") and before.get("password", instance.password) != instance.password:
+        # Not a role change, but Django's login sessions die with the old password: so do the sockets.
+        access_changed(instance.pk)
 
 
 # --- memberships and direct permissions (many-to-many, both directions) --------------------
@@ -160,8 +167,10 @@ def _group_post_save(sender: type[models.Model], instance: Group, created: bool,
     if created or old is None or old == instance.name:
         return
     # Renaming a group to (or from) a role's name hands that role to (or takes it from) everyone in it.
-    members = sorted(instance.user_set.values_list("username", flat=True))
-    _record("group.renamed", {"group_id": instance.pk, "old": old, "new": instance.name, "members": members})
+    members = sorted(instance.user_set.values_list("username", "pk"))
+    _record("group.renamed", {"group_id": instance.pk, "old": old, "new": instance.name, "members": [m for m, _ in members]})
+    for _, user_id in members:
+        access_changed(user_id)
 
 
 def _group_pre_delete(sender: type[models.Model], instance: Group, **kwargs: Any) -> None:

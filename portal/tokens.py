@@ -28,8 +28,11 @@ def create_token(user: Any, name: str = "") -> str:
     return raw
 
 
-def user_for_token(raw: str) -> Any | None:
-    """The active user owning this unrevoked token, or None. Records when it was last used."""
+def token_login(raw: str) -> tuple[Any, int] | None:
+    """(the active user owning this unrevoked token, the token's id), or None. Records when it was last used.
+
+    The id lets a long-lived connection (a websocket) notice when this very token is revoked.
+    """
     if not raw or len(raw) > 200:
         return None
     token = ApiToken.objects.select_related("user").filter(digest=_digest(raw), revoked_at__isnull=True).first()
@@ -38,7 +41,23 @@ def user_for_token(raw: str) -> Any | None:
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     user_model = get_user_model()
     assert isinstance(token.user, user_model)
-    return token.user
+    return token.user, token.pk
+
+
+def user_for_token(raw: str) -> Any | None:
+    """The active user owning this unrevoked token, or None. Records when it was last used."""
+    login = token_login(raw)
+    return login[0] if login is not None else None
+
+
+def token_problem(token_id: int) -> str:
+    """Why the token with this id no longer authenticates anyone ("" while it does)."""
+    token = ApiToken.objects.select_related("user").filter(pk=token_id).first()
+    if token is None or token.revoked_at is not None:
+        return "The API token this connection used was revoked."
+    if not token.user.is_active:
+        return "Your account was deactivated."
+    return ""
 
 
 def revoke_token(token_id: int) -> None:

@@ -13,7 +13,10 @@ program, often another user's) and must not drive a terminal with the cookie.
 
 from __future__ import annotations
 
+import hashlib
 import io
+from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 from channels.auth import AuthMiddlewareStack
@@ -23,6 +26,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest
 
 from portal.session_timeout import SessionTimeoutGuard
 
@@ -91,15 +95,19 @@ class OriginGuard:
         return await self.inner(scope, receive, send)
 
 
-@database_sync_to_async
-def _user_for_token(raw: str) -> Any:
-    from portal.tokens import user_for_token
+TOKEN_ID = "ephemera_token_id"  # noqa: S105  (a scope key: the id of the API token the handshake used)
 
-    return user_for_token(raw) or AnonymousUser()
+
+@database_sync_to_async
+def _token_login(raw: str) -> tuple[Any, int | None]:
+    from portal.tokens import token_login
+
+    login = token_login(raw) if raw else None
+    return login if login is not None else (AnonymousUser(), None)
 
 
 class BearerTokenMiddleware:
-    """Sets scope["user"] from a bearer token; without one, leaves the cookie's user."""
+    """Sets scope["user"] (and scope[TOKEN_ID]) from a bearer token; without one, leaves the cookie's user."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -109,8 +117,130 @@ class BearerTokenMiddleware:
         if raw is not None:
             # A bad token is anonymous, never a fallback to the cookie: the client asked to
             # be that token's user. The consumer then closes with 4401.
-            scope = dict(scope, user=await _user_for_token(raw) if raw else AnonymousUser())
+            user, token_id = await _token_login(raw)
+            scope = dict(scope, user=user, **{TOKEN_ID: token_id})
         return await self.inner(scope, receive, send)
+
+
+# --- open connections follow revocations -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What an open websocket authenticated with: an API token, or a login session."""
+
+    user_id: int | None
+    token_id: int | None = None
+    session_key: str | None = None
+
+    @classmethod
+    def of(cls, scope: Scope) -> Credential:
+        user = scope.get("user")
+        if user is None or not user.is_authenticated:
+            return cls(user_id=None)
+        if scope.get(TOKEN_ID) is not None:
+            return cls(user_id=user.pk, token_id=scope[TOKEN_ID])
+        session = scope.get("session")
+        return cls(user_id=user.pk, session_key=getattr(session, "session_key", None))
+
+    def session_hash(self) -> str:
+        return session_key_hash(self.session_key) if self.session_key else ""
+
+
+def session_key_hash(key: str) -> str:
+    """How a login session is named in channel-layer messages: never the key itself (it is the cookie)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def credential_problem(credential: Credential) -> tuple[Any, str]:
+    """(the user this credential still authenticates, fresh from the database, "") or (None, why not).
+
+    Sync (database). A token must still be unrevoked and its user active; a login session
+    must still exist, be that user's, match their password (Django's session hash) and not
+    have timed out.
+    """
+    from django.contrib.auth import get_user, get_user_model
+
+    from portal.session_timeout import timed_out
+    from portal.tokens import token_problem
+
+    if credential.user_id is None:
+        return None, "Not logged in (or the API token is invalid)."
+    if credential.token_id is not None:
+        problem = token_problem(credential.token_id)
+        return (None, problem) if problem else (get_user_model()._default_manager.get(pk=credential.user_id), "")
+    if not credential.session_key:
+        return None, "You were signed out."
+    request = HttpRequest()
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=credential.session_key)
+    user = get_user(request)  # None/anonymous for a deleted session, an inactive user, a changed password
+    if user.is_authenticated and user.pk == credential.user_id and timed_out(request.session) is None:
+        return user, ""
+    if get_user_model()._default_manager.filter(pk=credential.user_id, is_active=False).exists():
+        return None, "Your account was deactivated."
+    return None, "You were signed out."
+
+
+class LiveAccessMixin:
+    """For websocket consumers: re-check access each time the user's access changes.
+
+    `join_access_group()` on connect, before the consumer's own access check (a change from
+    then on is heard); `portal.access_events.access_changed(user_id)` then reaches
+    `access_changed` here, which asks `access_problem` (credential, then the consumer's own
+    permission check) and hands a failure to `access_revoked`, where the consumer closes the
+    socket its usual way with 4403 and the reason.
+    """
+
+    scope: Any  # as the consumer base classes have it
+    channel_layer: Any
+    channel_name: str
+    credential: Credential = Credential(user_id=None)
+    _access_group: str = ""
+
+    async def join_access_group(self) -> None:
+        from portal.access_events import user_group
+
+        self.credential = Credential.of(self.scope)
+        if self.credential.user_id is not None and not self._access_group:
+            self._access_group = user_group(self.credential.user_id)
+            await self.channel_layer.group_add(self._access_group, self.channel_name)
+
+    async def leave_access_group(self) -> None:
+        if self._access_group:
+            group, self._access_group = self._access_group, ""
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def access_changed(self, event: dict[str, Any]) -> None:
+        """Group message "access.changed": a credential or role of this user changed."""
+        if not self._access_group:
+            return
+        ended = event.get("ended_session")
+        if ended and ended == self.credential.session_hash():
+            # This very login is being signed out (the signal comes before the session is deleted).
+            problem = "You were signed out."
+        else:
+            problem = await database_sync_to_async(self.access_problem)()
+        if problem:
+            await self.access_revoked(problem)
+
+    def credential_user(self) -> tuple[Any, str]:
+        """Sync, for the consumer's connect-time check: (the user to check, "") or (None, why the
+        handshake's credential no longer holds: revoked between the handshake and now)."""
+        if self.credential.user_id is None:
+            return self.scope.get("user"), ""  # anonymous: the consumer's own check refuses it
+        return credential_problem(self.credential)
+
+    def access_problem(self) -> str:
+        """Sync: why this connection may no longer stay open ("" if it may)."""
+        user, problem = credential_problem(self.credential)
+        return problem if user is None else self.permission_problem(user)
+
+    def permission_problem(self, user: Any) -> str:
+        """Sync: the consumer's own permission check, for a freshly loaded user ("" if allowed)."""
+        raise NotImplementedError
+
+    async def access_revoked(self, message: str) -> None:
+        raise NotImplementedError
 
 
 def websocket_stack(inner: Any) -> Any:

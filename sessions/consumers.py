@@ -18,8 +18,9 @@ from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from portal.kube.attach import AttachError, ChannelStream, open_attach
+from portal.ws_auth import LiveAccessMixin
 from sessions.bridge import protocol, registry
-from sessions.bridge.access import terminal_access
+from sessions.bridge.access import TerminalAccess, terminal_access
 from sessions.bridge.pump import Pump
 from sessions.choices import EndReason, SessionStatus
 from sessions.recording import live as recording
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 MAX_EARLY_INPUT = 64 * 1024  # keystrokes typed before the attach stream is open
 
 
-class TerminalConsumer(AsyncWebsocketConsumer):
+class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
     session_id: str
     stream: ChannelStream | None = None
     pump: Pump | None = None
@@ -48,7 +49,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         # Accept first: a refusal before accept becomes a bare HTTP 403 and the browser
         # could not tell "log in again" from "session over".
         await self.accept()
-        access = await database_sync_to_async(terminal_access)(user=self.user, session_id=self.session_id)
+        # Before the check: a revocation from now on is heard (portal.access_events).
+        await self.join_access_group()
+        access = await database_sync_to_async(self._access_now)()
         if not access.allowed:
             await self._finish(access.close_code, "denied", access.message)
             return
@@ -246,6 +249,25 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def replaced(self) -> None:
         await self._finish(protocol.CLOSE_REPLACED, "replaced", "This terminal was opened in another window.")
 
+    # --- access: checked on connect, and again whenever the user's access changes ----------
+
+    def _access_now(self) -> TerminalAccess:
+        """Sync: the handshake's credential must still hold (it may have been revoked since)."""
+        user, problem = self.credential_user()
+        if user is None:
+            return TerminalAccess(None, protocol.CLOSE_UNAUTHENTICATED, problem)
+        return terminal_access(user=user, session_id=self.session_id)
+
+    def permission_problem(self, user: Any) -> str:
+        access = terminal_access(user=user, session_id=self.session_id)
+        # An ended or expired session closes through its own path (session_changed, _expire).
+        if access.allowed or access.close_code == protocol.CLOSE_GONE:
+            return ""
+        return "Your access changed: you may no longer use this terminal."
+
+    async def access_revoked(self, message: str) -> None:
+        await self._finish(protocol.CLOSE_FORBIDDEN, "revoked", message)
+
     async def _finish(self, code: int, event: str, message: str, **extra: Any) -> None:
         if self.closing:
             return
@@ -291,6 +313,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = ""
+        await self.leave_access_group()
         terminal = getattr(self, "terminal", None)
         if terminal is not None and terminal.owner is self:
             terminal.owner = None

@@ -4,7 +4,8 @@ The database is the truth about what should exist; the cluster is what does. Eac
 1. expires pending requests nobody decided in time;
 2. ends running sessions past their time limit (and stops their shells);
 3. fails sessions stuck in provisioning (the portal died mid-way), so their container is swept;
-4. ends running sessions whose debug container exited or whose pod vanished;
+4. ends running sessions whose debug container exited or whose pod vanished, and those whose
+   requester's account was deactivated;
 5. ends the debug containers still alive for sessions that are over (a crash between "ended"
    and "stopped", or a stop that failed), deletes the node-debugger pods of sessions that are
    over, and marks the session clean once the cluster confirms (sessions.cluster_stop);
@@ -51,12 +52,13 @@ class ReapReport:
     node_pods_deleted: int = 0
     marked_clean: int = 0
     findings: int = 0
+    requester_deactivated: int = 0
     errors: list[str] = field(default_factory=list)
 
     def any(self) -> bool:
         return any((self.requests_expired, self.sessions_expired, self.provisioning_abandoned,
                     self.sessions_gone, self.processes_stopped, self.node_pods_deleted, self.findings,
-                    self.errors))
+                    self.requester_deactivated, self.errors))
 
 
 def reap_once(*, now: datetime | None = None) -> ReapReport:
@@ -66,6 +68,7 @@ def reap_once(*, now: datetime | None = None) -> ReapReport:
     report.sessions_expired = end_expired_sessions(now=now)
     _fail_abandoned_provisioning(now, report)
     _end_sessions_whose_shell_is_gone(report)
+    _end_sessions_of_deactivated_users(report)
     _sweep_finished_sessions(now, report)
     _delete_orphan_node_pods(report)
     _oversight(now, report)
@@ -144,6 +147,15 @@ def _end_sessions_whose_shell_is_gone(report: ReapReport) -> None:
         else:
             continue
         report.sessions_gone += 1
+
+
+def _end_sessions_of_deactivated_users(report: ReapReport) -> None:
+    """A deactivated account keeps no debug access: its open sockets close at once
+    (portal.access_events), and here its running sessions end and their shells stop."""
+    running = DebugSession.objects.filter(status=SessionStatus.RUNNING, request__requester__is_active=False)
+    for pk in running.values_list("pk", flat=True):
+        session_end(session_id=pk, actor=None, reason=EndReason.ADMIN, comment="The requester's account was deactivated.")
+        report.requester_deactivated += 1
 
 
 def _sweep_finished_sessions(now: datetime, report: ReapReport) -> None:

@@ -18,7 +18,9 @@ from django.core.exceptions import PermissionDenied
 from portal import permissions
 from portal.audit import AuditOrigin
 from portal.events import session_group
+from portal.ws_auth import LiveAccessMixin
 from sessions.bridge import protocol, registry
+from sessions.bridge.transport import probe_for
 from sessions.choices import SessionStatus
 from sessions.models import DebugSession
 from sessions.recording.live import watch_group
@@ -26,6 +28,9 @@ from sessions.recording.selectors import output_tail
 from sessions.review import services
 
 log = logging.getLogger(__name__)
+
+# What a watcher may leave unread before it is dropped (the terminal's window, about).
+WATCH_OUTBOUND_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,14 +55,17 @@ def watch_access(*, user: Any, session_id: str) -> WatchAccess:
     return WatchAccess(requester=session.request.requester.get_username())
 
 
-class WatchConsumer(AsyncWebsocketConsumer):
+class WatchConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
         self.joined: list[str] = []
         self.closing = False
+        self.outbound = probe_for(self.base_send)
         await self.accept()  # first, so a refusal carries a close code and a message
+        # Before the check: a revocation from now on is heard (portal.access_events).
+        await self.join_access_group()
         user = self.scope.get("user")
-        access = await database_sync_to_async(watch_access)(user=user, session_id=self.session_id)
+        access = await database_sync_to_async(self._access_now)()
         if access.close_code:
             await self._finish(access.close_code, "denied", access.message)
             return
@@ -87,19 +95,43 @@ class WatchConsumer(AsyncWebsocketConsumer):
         """Read-only: whatever a watcher sends is dropped."""
 
     async def watch_output(self, event: dict[str, Any]) -> None:
-        if not self.closing:
-            await self.send(bytes_data=protocol.output(event["data"]))
+        if self.closing:
+            return
+        # Watchers get no flow control (they never write): a watcher that doesn't read is
+        # dropped once its queue passes the limit, instead of growing this process.
+        if self.outbound is not None and self.outbound() > WATCH_OUTBOUND_LIMIT:
+            log.warning("watch of %s: dropping a watcher that does not read", self.session_id)
+            await self._finish(protocol.CLOSE_NOT_READING, "error", "Disconnected: this viewer left too much output unread.")
+            return
+        await self.send(bytes_data=protocol.output(event["data"]))
 
     async def session_changed(self, event: dict[str, Any]) -> None:
         if event.get("status") in (SessionStatus.ENDED, SessionStatus.FAILED):
             await self._finish(protocol.CLOSE_GONE, "ended", event.get("message") or f"The session has {event['status']}.")
+
+    def _access_now(self) -> WatchAccess:
+        """Sync: the handshake's credential must still hold (it may have been revoked since)."""
+        user, problem = self.credential_user()
+        if user is None:
+            return WatchAccess(close_code=protocol.CLOSE_UNAUTHENTICATED, message=problem)
+        return watch_access(user=user, session_id=self.session_id)
+
+    def permission_problem(self, user: Any) -> str:
+        access = watch_access(user=user, session_id=self.session_id)
+        # An ended session closes through session_changed, with the end's own message.
+        if access.close_code in (0, protocol.CLOSE_GONE):
+            return ""
+        return "Your access changed: you may no longer watch this session."
+
+    async def access_revoked(self, message: str) -> None:
+        await self._finish(protocol.CLOSE_FORBIDDEN, "revoked", message)
 
     async def _finish(self, code: int, event: str, message: str) -> None:
         if self.closing:
             return
         self.closing = True
         await self.send(bytes_data=protocol.status(event, message))
-        await self.close(code=code)
+        await self.close(code=code, reason=message[:120] if message else None)
         await self._leave()
 
     async def disconnect(self, code: int) -> None:
@@ -110,3 +142,4 @@ class WatchConsumer(AsyncWebsocketConsumer):
         for group in self.joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         self.joined = []
+        await self.leave_access_group()
