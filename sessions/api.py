@@ -53,6 +53,7 @@ class SessionEndView(APIView):
                 reason=services.end_reason_for(request.user, session),
                 origin=AuditOrigin.from_request(request._request),
                 comment=comment,
+                cluster="background",  # answer now; the session's page and JSON show the stop's progress
             )
         except ValidationError as exc:
             return validation_response(exc)

@@ -21,7 +21,8 @@ from portal.kube.attach import AttachError, ChannelStream, open_attach
 from portal.ws_auth import LiveAccessMixin
 from sessions.bridge import protocol, registry
 from sessions.bridge.access import TerminalAccess, terminal_access
-from sessions.bridge.pump import Pump
+from sessions.bridge.pump import ClientNotReading, Pump
+from sessions.bridge.transport import probe_for
 from sessions.choices import EndReason, SessionStatus
 from sessions.recording import live as recording
 
@@ -123,8 +124,10 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
                 count = protocol.parse_ack(payload)
                 if self.pump is not None:
                     self.pump.ack(count)
-                else:  # acks for the replayed tail, before the stream is up
-                    self.unacked_replay = max(0, self.unacked_replay - count)
+                elif count > self.unacked_replay:  # acks for the replayed tail, before the stream is up
+                    raise protocol.ProtocolError(f"ACK of {count} bytes, but only {self.unacked_replay} are unacknowledged")
+                else:
+                    self.unacked_replay -= count
             else:
                 raise protocol.ProtocolError(f"unknown message type {kind}")
         except protocol.ProtocolError as exc:
@@ -185,8 +188,16 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
             if self.early_input:
                 await self.stream.write(bytes(self.early_input))
                 self.early_input.clear()
-            self.pump = Pump(self.stream, self._send_frame, self.terminal.record_output, unacked=self.unacked_replay)
-            await self.pump.run()
+            self.pump = Pump(self.stream, self._send_frame, self.terminal.record_output, unacked=self.unacked_replay,
+                             outbound=probe_for(self.base_send),
+                             hold=lambda: recording.backlogged(self.session_id))
+            try:
+                await self.pump.run()
+            except ClientNotReading as exc:
+                log.warning("terminal %s: dropping a client that does not read its output (%s)", self.session_id, exc)
+                await self._finish(protocol.CLOSE_NOT_READING, "error",
+                                   "Disconnected: this client left too much output unread.", reconnect=False)
+                return
             status = (self.pump.upstream_status or {}).get("message")
             problem = f"The cluster closed the terminal stream{': ' + status if status else ''}."
         except AttachError as exc:
@@ -331,6 +342,6 @@ def _end_session_now(*, session_id: str, reason: str) -> None:
     from sessions import services
 
     try:
-        services.session_end(session_id=session_id, actor=None, reason=reason)
+        services.session_end(session_id=session_id, actor=None, reason=reason, cluster="background")
     finally:
         connection.close()  # this pool thread is not Django's: don't leave its connection open

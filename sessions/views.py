@@ -99,6 +99,7 @@ def session_end(request: HttpRequest, session_id) -> HttpResponse:  # type: igno
             reason=services.end_reason_for(request.user, session),
             origin=AuditOrigin.from_request(request),
             comment=request.POST.get("reason", ""),
+            cluster="background",
         )
     except PermissionDenied:
         messages.error(request, "You can't end this session.")

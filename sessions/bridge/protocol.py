@@ -25,6 +25,7 @@ CLOSE_REPLACED = 4409  # the same session's terminal was opened elsewhere
 CLOSE_GONE = 4410  # the session ended, expired or failed: do not reconnect
 CLOSE_UPSTREAM = 4502  # the cluster stream failed: the client may reconnect
 CLOSE_PROTOCOL = 4400  # the client broke the protocol
+CLOSE_NOT_READING = 4408  # the client let more output pile up unread than flow control allows
 
 MAX_COLS_ROWS = 1000
 

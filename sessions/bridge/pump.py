@@ -4,7 +4,14 @@ Daphne's `send()` never waits for a slow browser, so without acknowledgements a 
 would grow this process's memory without bound. The pump counts bytes sent and not yet
 acknowledged; above HIGH_WATERMARK it stops reading the attach stream, which pushes back
 through TCP to the apiserver and the shell's pty (nothing is lost), and resumes below
-LOW_WATERMARK. Input is never blocked, so Ctrl-C reaches the shell during a flood.
+LOW_WATERMARK. Input is never blocked, so Ctrl-C reaches the shell during a flood. It also
+waits while the session's recording is behind (sessions.recording.live.backlogged), so a
+database slower than the shell holds the flood back in the pty instead of in memory here.
+
+What a client can make this process hold is bounded whatever it sends: an ACK of more than
+was sent is a protocol error, and before each frame the transport's own queue is checked
+(sessions/bridge/transport.py): an honest client never has more queued than the window, so a
+client past OUTBOUND_LIMIT is not reading (its ACKs lie) and is dropped, not fed.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from portal.kube.attach import STATUS, ChannelStream
 from sessions.bridge import protocol
+from sessions.bridge.transport import Probe
 
 HIGH_WATERMARK = 1024 * 1024
 LOW_WATERMARK = 256 * 1024
@@ -24,6 +32,13 @@ COALESCE_SECONDS = 0.004
 COALESCE_BYTES = 64 * 1024
 MAX_FRAME = 256 * 1024
 BURST_BYTES = 1024  # a flush at least this big means bulk output is flowing
+HOLD_POLL_SECONDS = 0.005
+# Queued in the transport, unread by the client: never more than the window for an honest one.
+OUTBOUND_LIMIT = HIGH_WATERMARK + 2 * MAX_FRAME
+
+
+class ClientNotReading(Exception):
+    """The client left more output unread than flow control allows (its ACKs lie)."""
 
 Send = Callable[[bytes], Awaitable[None]]
 
@@ -38,12 +53,18 @@ class Pump:
         unacked: int = 0,
         high: int = HIGH_WATERMARK,
         low: int = LOW_WATERMARK,
+        outbound: Probe | None = None,
+        outbound_limit: int = OUTBOUND_LIMIT,
+        hold: Callable[[], bool] | None = None,
     ) -> None:
         self.stream = stream
         self._send = send
         self._record = record
         self.high = high
         self.low = low
+        self._outbound = outbound
+        self._outbound_limit = outbound_limit
+        self._hold = hold  # true while the recorder is behind: read no more until it catches up
         self.unacked = unacked  # bytes sent to the browser, not yet acknowledged
         self.pending = bytearray()  # read from upstream, not yet sent
         self.paused = False
@@ -61,7 +82,10 @@ class Pump:
         return self.unacked + len(self.pending)
 
     def ack(self, count: int) -> None:
-        self.unacked = max(0, self.unacked - count)
+        if count > self.unacked:
+            # Honest clients ack what they received; more is a lie that would open the window.
+            raise protocol.ProtocolError(f"ACK of {count} bytes, but only {self.unacked} are unacknowledged")
+        self.unacked -= count
         if self.paused and self.buffered <= self.low:
             self.paused = False
             self._window.set()
@@ -69,15 +93,18 @@ class Pump:
     async def run(self) -> None:
         """Pump until the upstream stream ends (returns) or breaks (raises AttachError)."""
         flusher = asyncio.create_task(self._flush_loop())
+        reader = asyncio.create_task(self._read_loop())
         try:
-            await self._read_loop()
+            # Either may end it: the stream ends (reader), or the client is dropped (flusher).
+            await asyncio.wait({reader, flusher}, return_when=asyncio.FIRST_COMPLETED)
+            if flusher.done():
+                flusher.result()  # raises ClientNotReading (or a send error)
+            reader.result()
             await self._flush()
         finally:
-            flusher.cancel()
-            try:
-                await flusher
-            except asyncio.CancelledError:
-                pass
+            for task in (reader, flusher):
+                task.cancel()
+            await asyncio.gather(reader, flusher, return_exceptions=True)
 
     async def _read_loop(self) -> None:
         while True:
@@ -85,6 +112,8 @@ class Pump:
                 self.paused = True
                 self._window.clear()
                 await self._window.wait()
+            while self._hold is not None and self._hold():
+                await asyncio.sleep(HOLD_POLL_SECONDS)
             event = await self.stream.read()
             if event is None:
                 return
@@ -106,6 +135,8 @@ class Pump:
 
     async def _flush(self) -> None:
         while self.pending:
+            if self._outbound is not None and self._outbound() > self._outbound_limit:
+                raise ClientNotReading(f"{self._outbound()} bytes of output queued unread")
             chunk = bytes(self.pending[:MAX_FRAME])
             del self.pending[:MAX_FRAME]
             self.unacked += len(chunk)

@@ -25,10 +25,15 @@ log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.5
 WATCH_SECONDS = 0.1
+# Past this much unwritten output the flusher writes at once instead of at its next tick, and
+# past BACKLOG_LIMIT the terminal's pump stops reading the cluster stream until it is written.
+FLUSH_EARLY_BYTES = 256 * 1024
+BACKLOG_LIMIT = 1024 * 1024
 
 _recorders: dict[str, Recorder] = {}
 _tasks: dict[str, list[asyncio.Task]] = {}
 _flush_locks: dict[str, asyncio.Lock] = {}
+_wanted: dict[str, asyncio.Event] = {}  # set when a recorder's backlog asks for an early flush
 
 
 def watch_group(session_id: str) -> str:
@@ -44,6 +49,7 @@ def _on_connect(session_id: str, username: str) -> None:
     if rec is None:
         rec = _recorders[session_id] = Recorder(session_id, record_input=settings.EPHEMERA_RECORD_INPUT)
         _flush_locks[session_id] = asyncio.Lock()
+        _wanted[session_id] = asyncio.Event()
     if session_id not in _tasks:
         _tasks[session_id] = [asyncio.create_task(_flush_loop(rec)), asyncio.create_task(_watch_loop(rec))]
     rec.connections += 1
@@ -53,6 +59,14 @@ def _on_connect(session_id: str, username: str) -> None:
 def _on_output(session_id: str, data: bytes) -> None:
     if (rec := _recorders.get(session_id)) is not None:
         rec.output(data)
+        if rec.backlog >= FLUSH_EARLY_BYTES and (wanted := _wanted.get(session_id)) is not None:
+            wanted.set()
+
+
+def backlogged(session_id: str) -> bool:
+    """Should the terminal's pump wait before reading more output (the recording is behind)?"""
+    rec = _recorders.get(session_id)
+    return rec is not None and rec.backlog >= BACKLOG_LIMIT
 
 
 def _on_input(session_id: str, data: bytes) -> None:
@@ -87,12 +101,14 @@ async def flush(session_id: str) -> None:
     async with _flush_locks[session_id]:
         batch = rec.take()
         if not batch:
+            rec.written()
             return
         try:
             await database_sync_to_async(recording_append)(session_id=session_id, batch=batch, records_input=rec.record_input)
         except Exception:
             rec.put_back(batch)
             raise
+        rec.written()
 
 
 async def disconnected(session_id: str) -> None:
@@ -112,11 +128,17 @@ async def disconnected(session_id: str) -> None:
     if rec.connections <= 0 and _recorders.get(session_id) is rec:
         del _recorders[session_id]
         _flush_locks.pop(session_id, None)
+        _wanted.pop(session_id, None)
 
 
 async def _flush_loop(rec: Recorder) -> None:
+    wanted = _wanted[rec.session_id]
     while True:
-        await asyncio.sleep(FLUSH_SECONDS)
+        try:
+            await asyncio.wait_for(wanted.wait(), FLUSH_SECONDS)
+        except TimeoutError:
+            pass
+        wanted.clear()
         try:
             await flush(rec.session_id)
         except asyncio.CancelledError:

@@ -40,13 +40,18 @@ class Recorder:
         self._in = utf8_decoder()
         self._lines = LineTracker()
         self.watch = ScreenTail(WATCH_TAIL)  # output not yet sent to watchers
-
+        # Output bytes taken in but not yet written (buffered + in the write in flight): what
+        # the terminal's pump waits on (live.backlogged), so a flood is held back in the pty,
+        # not in this process, when the database is slower than the shell.
+        self.backlog = 0
+        self._in_flight = 0
     def output(self, data: bytes) -> None:
         text = self._out.decode(data)
         with self._lock:
             if text:
                 self._batch.events.append((time.time(), "o", text))
             self.watch.append(data)
+            self.backlog += len(data)
 
     def input(self, data: bytes) -> None:
         if not self.record_input:
@@ -73,11 +78,19 @@ class Recorder:
     def take(self) -> Batch:
         with self._lock:
             batch, self._batch = self._batch, Batch()
+            self._in_flight = self.backlog
         return batch
 
-    def put_back(self, batch: Batch) -> None:
-        """A write failed: its events go before anything buffered since."""
+    def written(self) -> None:
+        """The batch from take() is stored: its bytes no longer count as backlog."""
         with self._lock:
+            self.backlog -= self._in_flight
+            self._in_flight = 0
+
+    def put_back(self, batch: Batch) -> None:
+        """A write failed: its events go before anything buffered since (and still count)."""
+        with self._lock:
+            self._in_flight = 0
             self._batch.events[:0] = batch.events
             self._batch.commands[:0] = batch.commands
             self._batch.size = self._batch.size or batch.size

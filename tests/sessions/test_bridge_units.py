@@ -116,3 +116,53 @@ async def test_a_lone_small_chunk_is_sent_at_once():
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+@pytest.mark.asyncio
+async def test_an_ack_of_more_than_was_sent_is_a_protocol_error():
+    pump = Pump(_Echo(), lambda _f: asyncio.sleep(0), lambda _d: None, unacked=100)  # type: ignore[arg-type]
+    pump.ack(60)
+    with pytest.raises(protocol.ProtocolError):
+        pump.ack(41)  # 40 left: an ACK of 0xFFFFFFFF would reopen the window for good
+    assert pump.unacked == 40
+
+
+@pytest.mark.asyncio
+async def test_a_client_whose_transport_queue_passes_the_limit_is_dropped():
+    flood = _Flood()
+    queued = 0
+
+    async def send(frame: bytes) -> None:
+        nonlocal queued
+        queued += len(frame)  # a client that never reads: everything stays queued
+
+    pump = Pump(flood, send, lambda _d: None, outbound=lambda: queued, outbound_limit=512 * 1024)  # type: ignore[arg-type]
+    task = asyncio.create_task(pump.run())
+    # Lying ACKs keep the window open; only the queue shows the truth.
+    while not task.done() and queued < 4 * 1024 * 1024:
+        if pump.unacked:
+            pump.ack(pump.unacked)
+        await asyncio.sleep(0.001)
+    from sessions.bridge.pump import ClientNotReading
+
+    with pytest.raises(ClientNotReading):
+        await asyncio.wait_for(task, 1)
+    assert queued <= 512 * 1024 + 256 * 1024 + 8  # the limit plus the one frame already handed over
+
+
+@pytest.mark.asyncio
+async def test_the_pump_holds_while_the_recording_is_behind():
+    flood = _Flood()
+    behind = True
+    pump = Pump(flood, lambda _f: asyncio.sleep(0), lambda _d: None, hold=lambda: behind)  # type: ignore[arg-type]
+    task = asyncio.create_task(pump.run())
+    try:
+        await asyncio.sleep(0.1)
+        assert flood.taken == 0
+        behind = False
+        await asyncio.sleep(0.05)
+        assert flood.taken > 0
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

@@ -117,3 +117,18 @@ def test_a_changed_or_missing_chunk_breaks_the_recording_chain(db: Any, alice: A
     RecordingChunk.objects.filter(pk=chunk.pk).delete()
     with pytest.raises(selectors.RecordingBroken, match="chunk 1 is missing"):
         selectors.verify_recording(sid)
+
+
+def test_the_backlog_counts_output_until_it_is_written():
+    from sessions.recording.recorder import Recorder
+
+    rec = Recorder("s-backlog", record_input=True)
+    rec.output(b"x" * 1000)
+    batch = rec.take()
+    rec.output(b"y" * 10)
+    assert rec.backlog == 1010  # taken but not yet stored still counts
+    rec.put_back(batch)  # the write failed: still owed
+    assert rec.backlog == 1010
+    rec.take()
+    rec.written()
+    assert rec.backlog == 0
