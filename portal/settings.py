@@ -237,6 +237,9 @@ EPHEMERA_NODE_DEBUG_NAMESPACE = env("EPHEMERA_NODE_DEBUG_NAMESPACE", "default")
 EPHEMERA_UNMANAGED_WEBHOOK_URL = env("EPHEMERA_UNMANAGED_WEBHOOK_URL")
 # A session running longer than this (extensions included) is flagged like an unmanaged one.
 EPHEMERA_LONG_SESSION_MINUTES = envint("EPHEMERA_LONG_SESSION_MINUTES", 240, minimum=1)
+# Namespaces whose pods oversight doesn't flag for being privileged or on host namespaces
+# (a cluster's own daemons: kube-proxy, the CNI). Ephemeral containers are flagged everywhere else.
+EPHEMERA_OVERSIGHT_IGNORE_NAMESPACES = envlist("EPHEMERA_OVERSIGHT_IGNORE_NAMESPACES", [])
 # Seconds between two passes of `manage.py run_reaper`.
 EPHEMERA_REAPER_INTERVAL_SECONDS = envint("EPHEMERA_REAPER_INTERVAL_SECONDS", 5, minimum=1)
 # Cluster connection: KUBECONFIG (path) or, when unset, the in-cluster service account.

@@ -53,11 +53,12 @@ class StopTarget:
     namespace: str
     pod: str
     container: str
+    pod_uid: str = ""
 
     @classmethod
     def of(cls, session: DebugSession) -> StopTarget:
         return cls(str(session.pk), session.request.kind == RequestKind.NODE, session.namespace, session.pod,
-                   session.container_name)
+                   session.container_name, session.pod_uid)
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,16 @@ def stop_target(target: StopTarget) -> StopOutcome:
 
 def _delete_node_pod(target: StopTarget) -> StopOutcome:
     client = get_client()
-    deleted = client.delete_pod(target.namespace, target.pod)
+    # Only the pod Ephemera created (its uid): a pod someone later made under the same name is
+    # not ours, and means ours is gone. A crash between the create and storing the uid leaves
+    # it blank; then the name (random, recorded before the create) is all there is.
+    deleted = client.delete_pod(target.namespace, target.pod, uid=target.pod_uid)
     deadline = time.monotonic() + NODE_POD_GONE_SECONDS
     while time.monotonic() < deadline:
         try:
-            client.get_pod_raw(target.namespace, target.pod)
+            raw = client.get_pod_raw(target.namespace, target.pod)
+            if target.pod_uid and (raw.get("metadata") or {}).get("uid") != target.pod_uid:
+                raise KubeNotFound("a different pod has the name now")
         except KubeNotFound:
             return StopOutcome(True, "node-debugger pod deleted" if deleted else "node-debugger pod gone", acted=deleted,
                                deleted_pod=deleted)

@@ -24,6 +24,11 @@ class DebugSession(models.Model):
     namespace = models.CharField(max_length=63)
     pod = models.CharField(max_length=253)
     container_name = models.CharField(max_length=63)
+    # The uid of that pod as Ephemera saw it (the target pod when the container was added; the
+    # node-debugger pod when Ephemera created it). Ownership comes from here, never from labels
+    # anyone can set: the reaper deletes only a pod with this uid, and oversight treats a
+    # same-named pod with another uid as not ours.
+    pod_uid = models.CharField(max_length=64, blank=True)
     # Live provisioning progress, e.g. "ImagePullBackOff: back-off pulling image".
     progress = models.CharField(max_length=500, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -2,9 +2,10 @@
 
 Each reaper pass lists every pod once and flags
 - ephemeral containers that no session made (e.g. `kubectl debug POD` run directly): ours
-  carry EPHEMERA_SESSION=<id> *and* that session's row names this pod and container;
-- debug pods that no session made: kubectl's `node-debugger-*` pods (label
-  `app.kubernetes.io/managed-by: kubectl-debug`), or pods with our labels but no session;
+  are the ones a session row names, in the pod with the uid that row recorded;
+- debug pods that no session made: kubectl's `node-debugger-*` pods, pods with our labels but
+  no session row, and any privileged or host-namespace pod (ownership is never a label);
+- sessions over for a minute whose debug access the cluster doesn't confirm gone;
 - sessions running longer than EPHEMERA_LONG_SESSION_MINUTES.
 
 A finding is keyed by what it is in the cluster (pod uid + container), so it is written,
@@ -19,7 +20,6 @@ import logging
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from portal.audit import record_event
 from portal.kube.client import get_client
-from portal.kube.specs import INSTANCE_LABEL, KUBECTL_MANAGED_BY, MANAGED_BY, MANAGED_BY_LABEL, SESSION_ENV, SESSION_LABEL
+from portal.kube.specs import INSTANCE_LABEL, KUBECTL_MANAGED_BY, MANAGED_BY, MANAGED_BY_LABEL
 from sessions.choices import SessionStatus
 from sessions.models import DebugSession, Finding
 
@@ -44,24 +44,53 @@ _AUDIT_ACTIONS = {LONG_SESSION: "oversight.long_session", UNSTOPPED: "oversight.
 CLUSTER_KINDS = (EPHEMERAL, DEBUG_POD)
 
 
-def _env_session(container: dict[str, Any]) -> str:
-    for var in container.get("env") or []:
-        if var.get("name") == SESSION_ENV:
-            return str(var.get("value") or "")
-    return ""
+def _owned(pods: list[dict[str, Any]]) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
+    """What the database says Ephemera made, for these pods: (ns, pod) -> [(container, uid, kind)]."""
+    names = sorted({(p.get("metadata") or {}).get("name", "") for p in pods})
+    owned: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for i in range(0, len(names), 500):
+        rows = DebugSession.objects.filter(pod__in=names[i:i + 500]).exclude(container_name="").values_list(
+            "namespace", "pod", "container_name", "pod_uid", "request__kind"
+        )
+        for ns, pod, container, uid, kind in rows:
+            owned.setdefault((ns, pod), []).append((container, uid, kind))
+    return owned
 
 
-def _known(session_id: str, namespace: str, pod: str, container: str) -> bool:
-    """True if a session row made exactly this container (a copied env var alone is not enough)."""
-    try:
-        uuid.UUID(session_id)
-    except ValueError:
-        return False
-    return DebugSession.objects.filter(pk=session_id, namespace=namespace, pod=pod, container_name=container).exists()
+def _ours(owned: dict[tuple[str, str], list[tuple[str, str, str]]], ns: str, pod: str, uid: str, container: str,
+          *, node_pod: bool) -> bool:
+    """A session row made exactly this container in this very pod (uid; blank only after a crash
+    between creating the pod and storing its uid). Labels and env vars prove nothing."""
+    for c, row_uid, kind in owned.get((ns, pod), []):
+        if c == container and (row_uid == uid or not row_uid) and (kind == "node") == node_pod:
+            return True
+    return False
+
+
+def _pod_risk(spec: dict[str, Any]) -> list[str]:
+    """What makes a pod a way onto its node, whoever made it."""
+    risks = [f"host{ns}" for ns in ("PID", "Network", "IPC") if spec.get(f"host{ns}")]
+    containers = [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
+    if any((c.get("securityContext") or {}).get("privileged") for c in containers):
+        risks.append("privileged")
+    if any((v.get("hostPath") or {}).get("path") == "/" for v in spec.get("volumes") or []):
+        risks.append("hostPath /")
+    return risks
 
 
 def unmanaged_in_cluster(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What no session made, as dicts ready to become findings."""
+    """What no session made, as dicts ready to become findings.
+
+    Ownership comes from the database (namespace, pod name, pod uid, container), never from
+    labels or environment variables anyone can set. Flagged: every ephemeral container no
+    session made (`kubectl debug POD` run directly); every pod that looks like a debug pod
+    (kubectl's or our labels, a node-debugger-* name) or is a way onto its node (privileged,
+    host namespaces, the host's root mounted) that no session made. In the namespaces listed in
+    EPHEMERA_OVERSIGHT_IGNORE_NAMESPACES (e.g. kube-system's own privileged daemons) a pod is not
+    flagged for its privileges alone; ephemeral containers and debug pods are flagged there too.
+    """
+    owned = _owned(pods)
+    ignored = set(settings.EPHEMERA_OVERSIGHT_IGNORE_NAMESPACES)
     found: list[dict[str, Any]] = []
     for pod in pods:
         meta = pod.get("metadata") or {}
@@ -70,7 +99,7 @@ def unmanaged_in_cluster(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
         labels = meta.get("labels") or {}
         for ec in spec.get("ephemeralContainers") or []:
             cname = ec.get("name", "")
-            if _known(_env_session(ec), ns, name, cname):
+            if _ours(owned, ns, name, uid, cname, node_pod=False):
                 continue
             found.append({
                 "key": f"{EPHEMERAL}:{uid or ns + '/' + name}:{cname}",
@@ -78,24 +107,24 @@ def unmanaged_in_cluster(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "detail": {"image": ec.get("image", ""), "target": ec.get("targetContainerName", ""),
                            "privileged": bool((ec.get("securityContext") or {}).get("privileged"))},
             })
-        managed_by = labels.get(MANAGED_BY_LABEL, "")
-        if managed_by == MANAGED_BY and labels.get(INSTANCE_LABEL, settings.EPHEMERA_INSTANCE) != settings.EPHEMERA_INSTANCE:
-            continue  # another Ephemera installation's pod: access through a portal, its own to account for
-        looks_like_debug_pod = managed_by in (KUBECTL_MANAGED_BY, MANAGED_BY) or name.startswith("node-debugger-")
-        if not looks_like_debug_pod:
-            continue
         containers = spec.get("containers") or []
-        if managed_by == MANAGED_BY and any(
-            _known(labels.get(SESSION_LABEL, ""), ns, name, c.get("name", "")) for c in containers
-        ):
+        if containers and all(_ours(owned, ns, name, uid, c.get("name", ""), node_pod=True) for c in containers):
+            continue
+        managed_by = labels.get(MANAGED_BY_LABEL, "")
+        risks = _pod_risk(spec) if ns not in ignored else []
+        looks_like_debug_pod = managed_by in (KUBECTL_MANAGED_BY, MANAGED_BY) or name.startswith("node-debugger-")
+        if not looks_like_debug_pod and not risks:
             continue
         found.append({
             "key": f"{DEBUG_POD}:{uid or ns + '/' + name}",
             "kind": DEBUG_POD, "namespace": ns, "pod": name, "container": ",".join(c.get("name", "") for c in containers),
             "detail": {"node": spec.get("nodeName", ""), "managed_by": managed_by,
+                       # A label claiming another installation proves nothing; it is shown, not trusted.
+                       "claims_instance": labels.get(INSTANCE_LABEL, "") if managed_by == MANAGED_BY else "",
                        "images": [c.get("image", "") for c in containers],
+                       "risks": risks,
                        "host_pid": bool(spec.get("hostPID")),
-                       "privileged": any((c.get("securityContext") or {}).get("privileged") for c in containers)},
+                       "privileged": "privileged" in risks},
         })
     return found
 

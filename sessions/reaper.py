@@ -9,8 +9,9 @@ The database is the truth about what should exist; the cluster is what does. Eac
 5. ends the debug containers still alive for sessions that are over (a crash between "ended"
    and "stopped", or a stop that failed), deletes the node-debugger pods of sessions that are
    over, and marks the session clean once the cluster confirms (sessions.cluster_stop);
-6. deletes node-debugger pods labelled as Ephemera's whose session is over or unknown;
-7. looks for debug access that bypassed the portal (sessions.oversight).
+6. looks for debug access that bypassed the portal (sessions.oversight). A pod is deleted only
+   as the pod a session row recorded (name and uid): never for its labels, which anyone can
+   set; a labelled pod no session knows is a finding for an admin, not something to delete.
 
 Every step goes through the services, which lock the session row and are idempotent, so two
 reapers at once (or a reaper and a portal) can't double-end or fork the audit trail.
@@ -19,7 +20,6 @@ reapers at once (or a reaper and a portal) can't double-end or fork the audit tr
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,9 +29,8 @@ from django.utils import timezone
 from approvals.services import expire_pending
 from portal.kube.client import ContainerState, ephemeral_state, get_client
 from portal.kube.errors import KubeError, KubeNotFound
-from portal.kube.specs import SESSION_LABEL, own_pods_selector
 from sessions import cluster_stop
-from sessions.choices import LIVE_STATUSES, EndReason, SessionStatus
+from sessions.choices import EndReason, SessionStatus
 from sessions.models import DebugSession
 from sessions.services import _fail as session_fail
 from sessions.services import end_expired_sessions, session_end
@@ -70,7 +69,6 @@ def reap_once(*, now: datetime | None = None) -> ReapReport:
     _end_sessions_whose_shell_is_gone(report)
     _end_sessions_of_deactivated_users(report)
     _sweep_finished_sessions(now, report)
-    _delete_orphan_node_pods(report)
     _oversight(now, report)
     return report
 
@@ -84,36 +82,6 @@ def _oversight(now: datetime, report: ReapReport) -> None:
         report.errors.append(f"oversight: {exc.message}")
 
 
-def _delete_orphan_node_pods(report: ReapReport) -> None:
-    """Pods carrying our labels whose session is over, or that no session row knows (the row is
-    written before the pod is created, so that is e.g. a restored database or another portal's)."""
-    try:
-        pods = get_client().list_pods_raw(None, label_selector=own_pods_selector())
-    except KubeError as exc:
-        report.errors.append(f"listing node-debugger pods: {exc.message}")
-        return
-    for pod in pods:
-        meta = pod.get("metadata") or {}
-        if meta.get("deletionTimestamp"):
-            continue
-        session_id = (meta.get("labels") or {}).get(SESSION_LABEL, "")
-        session = DebugSession.objects.filter(pk=session_id).first() if _is_uuid(session_id) else None
-        if session is not None and session.status in LIVE_STATUSES:
-            continue
-        try:
-            if get_client().delete_pod(meta.get("namespace", ""), meta.get("name", "")):
-                report.node_pods_deleted += 1
-                logger.info("deleted orphaned node-debugger pod %s/%s", meta.get("namespace"), meta.get("name"))
-        except KubeError as exc:
-            report.errors.append(f"pod {meta.get('namespace')}/{meta.get('name')}: {exc.message}")
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _container_state(session: DebugSession) -> ContainerState | None:

@@ -294,6 +294,7 @@ def _add_ephemeral_container(session: DebugSession, client: Any) -> str | None:
     # reaper knowing which container to sweep.
     if not _set_progress(session.pk, f"adding debug container {name}", container_name=name):
         return None
+    _remember_pod_uid(session.pk, pod.uid)
     client.add_ephemeral_container(session.namespace, session.pod, spec, pod.ephemeral_container_names)
     return name
 
@@ -312,8 +313,14 @@ def _create_node_pod(session: DebugSession, client: Any) -> str | None:
         command=time_limited_command(req.image, cluster_time_limit_seconds(req)),
         labels=session_labels(str(session.pk)),
     )
-    client.create_pod(session.namespace, body)
+    created = client.create_pod(session.namespace, body)
+    _remember_pod_uid(session.pk, str((created.get("metadata") or {}).get("uid") or ""))
     return session.container_name
+
+
+def _remember_pod_uid(session_id: uuid.UUID | str, uid: str) -> None:
+    """Whatever the session's status by now: the uid is what later cleanup and oversight go by."""
+    DebugSession.objects.filter(pk=session_id).update(pod_uid=uid)
 
 
 def session_connected(*, session_id: uuid.UUID | str, user: Any, origin: AuditOrigin | None) -> DebugSession:

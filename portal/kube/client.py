@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from portal.kube.config import load_connection
-from portal.kube.errors import KubeError, KubeNotFound, KubeTimeout, KubeUnavailable, from_exception
+from portal.kube.errors import KubeError, KubeInvalid, KubeNotFound, KubeTimeout, KubeUnavailable, from_exception
 from portal.kube.specs import ephemeral_patch
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class PodInfo:
     containers: list[ContainerInfo]
     all_container_names: list[str] = field(default_factory=list)  # incl. init and ephemeral
     ephemeral_container_names: list[str] = field(default_factory=list)
+    uid: str = ""
 
     @property
     def container_names(self) -> list[str]:
@@ -101,6 +102,7 @@ def pod_info(raw: dict[str, Any]) -> PodInfo:
         containers=containers,
         all_container_names=names,
         ephemeral_container_names=ephemeral,
+        uid=meta.get("uid", ""),
     )
 
 
@@ -191,18 +193,23 @@ class KubeClient:
         name = (body.get("metadata") or {}).get("name", "")
         return self._json(f"creating pod {namespace}/{name}", self.core.create_namespaced_pod, namespace, body)
 
-    def delete_pod(self, namespace: str, pod: str) -> bool:
-        """Delete now (no grace: a debug shell has nothing to flush); False if it was already gone."""
+    def delete_pod(self, namespace: str, pod: str, *, uid: str = "") -> bool:
+        """Delete now (no grace: a debug shell has nothing to flush); False if it was already gone.
+
+        With `uid`, only that very pod (a precondition the apiserver checks): a pod someone made
+        later under the same name is not ours to delete, and counts as ours being gone.
+        """
+        options: dict[str, Any] = {"gracePeriodSeconds": 0}
+        if uid:
+            options["preconditions"] = {"uid": uid}
         try:
-            self._json(
-                f"deleting pod {namespace}/{pod}",
-                self.core.delete_namespaced_pod,
-                pod,
-                namespace,
-                grace_period_seconds=0,
-            )
+            self._json(f"deleting pod {namespace}/{pod}", self.core.delete_namespaced_pod, pod, namespace, body=options)
         except KubeNotFound:
             return False
+        except KubeInvalid as exc:
+            if uid and exc.status == 409:  # "Precondition failed: UID in precondition ..."
+                return False
+            raise
         return True
 
     # --- ephemeral containers ------------------------------------------------------

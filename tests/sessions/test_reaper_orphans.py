@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from portal.kube import get_client, specs
 from portal.models import AuditEvent
-from sessions import oversight
+from sessions import oversight, services
 from sessions.choices import EndReason, SessionStatus
 from sessions.models import DebugSession, Finding
 from sessions.reaper import reap_once
@@ -49,19 +49,59 @@ def test_it_deletes_the_node_pod_of_a_session_a_crash_left_behind(alice: Any, bo
     assert again.marked_clean == 0 and again.node_pods_deleted == 0
 
 
-def test_it_deletes_a_labelled_node_pod_no_session_knows(fresh_kube: Any, db: Any) -> None:
+def test_a_labelled_pod_no_session_knows_is_reported_never_deleted(fresh_kube: Any, db: Any) -> None:
     stranger = str(uuid.uuid4())
     name = specs.node_pod_name(NODE)
     body = specs.node_debugger_pod(name=name, node=NODE, image="busybox", profile="general",
                                    session_id=stranger, labels=specs.session_labels(stranger))
     get_client().create_pod("default", body)
     report = reap_once()
-    assert report.node_pods_deleted == 1
-    assert wait_until(lambda: pod_gone("default", name))
+    assert report.node_pods_deleted == 0
+    assert not pod_gone("default", name)
+    finding = Finding.objects.get(pod=name)
+    assert finding.kind == "debug_pod" and finding.detail["claims_instance"] == "ephemera"
 
 
-def test_it_leaves_another_installations_node_pod_alone(fresh_kube: Any, db: Any) -> None:
+def test_our_labels_on_someone_elses_pod_neither_hide_it_nor_get_it_deleted(alice: Any, bob: Any, fresh_kube: Any) -> None:
+    # The attack: a pod (here a production-like one) given the labels of a real, ended session.
+    ended = running_node_session(alice, bob)
+    services.session_end(session_id=ended.pk, actor=alice, reason=EndReason.USER)
+    assert wait_until(lambda: pod_gone(ended.namespace, ended.pod))
+    labels = specs.session_labels(str(ended.pk))
+    for name in ("payments-db-0", ended.pod):  # a new pod, and one reusing the ended session's pod name
+        get_client().create_pod("default", {
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"containers": [{"name": specs.NODE_CONTAINER, "image": "busybox", "command": ["sleep", "1000"]}],
+                     "hostPID": True},
+        })
+    before = AuditEvent.objects.filter(action="session.node_pod_deleted").count()
+    for _ in range(2):
+        report = reap_once()
+        assert report.node_pods_deleted == 0, report
+    assert not pod_gone("default", "payments-db-0") and not pod_gone("default", ended.pod)
+    assert AuditEvent.objects.filter(action="session.node_pod_deleted").count() == before
+    assert {f.pod for f in Finding.objects.filter(kind="debug_pod")} == {"payments-db-0", ended.pod}
+
+
+def test_a_privileged_or_host_pid_pod_without_any_label_is_a_finding(fresh_kube: Any, db: Any, settings: Any) -> None:
+    for name, extra in (("plain-privileged", {"securityContext": {"privileged": True}}), ("plain-hostpid", {})):
+        spec: dict[str, Any] = {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"], **extra}]}
+        if name == "plain-hostpid":
+            spec["hostPID"] = True
+        get_client().create_pod("default", {"metadata": {"name": name}, "spec": spec})
+    reap_once()
+    risks = {f.pod: f.detail["risks"] for f in Finding.objects.filter(kind="debug_pod")}
+    assert risks == {"plain-privileged": ["privileged"], "plain-hostpid": ["hostPID"]}
+    # A cluster's own privileged daemons can be left out by namespace (privileges alone only).
+    settings.EPHEMERA_OVERSIGHT_IGNORE_NAMESPACES = ["default"]
+    Finding.objects.all().delete()
+    reap_once()
+    assert not Finding.objects.exists()
+
+
+def test_another_installations_pod_is_left_alone_but_reported(fresh_kube: Any, db: Any) -> None:
     # Staging's portal made this pod on the same cluster; its session isn't in our database.
+    # Its label says so, but labels prove nothing: reported (with the claim), never deleted.
     stranger = str(uuid.uuid4())
     name = specs.node_pod_name(NODE)
     body = specs.node_debugger_pod(name=name, node=NODE, image="busybox", profile="general",
@@ -70,7 +110,7 @@ def test_it_leaves_another_installations_node_pod_alone(fresh_kube: Any, db: Any
     report = reap_once()
     assert report.node_pods_deleted == 0
     assert not pod_gone("default", name)
-    assert not Finding.objects.filter(pod=name).exists()
+    assert Finding.objects.get(pod=name).detail["claims_instance"] == "staging"
 
 
 def test_a_bad_instance_name_stops_start_up() -> None:
@@ -208,3 +248,17 @@ def test_only_admins_see_the_oversight_page(people: Any, fresh_kube: Any) -> Non
         if expected == 200:
             assert "bypass3" in resp.content.decode()
     assert Client().get("/sessions/oversight/").status_code == 302
+
+
+def test_a_same_named_pod_with_another_uid_is_not_ours(alice: Any, make_request: Any) -> None:
+    req = make_request(alice)
+    DebugSession.objects.create(request=req, status=SessionStatus.ENDED, created_at=timezone.now(), namespace="default",
+                                pod="web-1", container_name="debugger-abc", pod_uid="uid-then")
+
+    def pod(uid: str) -> dict[str, Any]:
+        return {"metadata": {"namespace": "default", "name": "web-1", "uid": uid},
+                "spec": {"containers": [{"name": "web"}], "ephemeralContainers": [{"name": "debugger-abc", "image": "busybox"}]}}
+
+    assert oversight.unmanaged_in_cluster([pod("uid-then")]) == []
+    found = oversight.unmanaged_in_cluster([pod("uid-now")])  # deleted and recreated since
+    assert [(f["kind"], f["container"]) for f in found] == [("ephemeral_container", "debugger-abc")]
