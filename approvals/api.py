@@ -75,7 +75,8 @@ class RequestListView(APIView):
         try:
             req = services.request_create(
                 requester=request.user,
-                # `{node, ...}` alone is a node request; `kind` may still say so explicitly.
+                # `{node, ...}` alone is a node request; `kind` may still say so explicitly. A node
+                # next to pod fields is refused by the validation, whatever the kind says.
                 kind=data["kind"] or ("node" if data["node"] else "pod"),
                 namespace=data["namespace"],
                 pod=data["pod"],

@@ -24,7 +24,7 @@ class RequestCreateSerializer(serializers.Serializer):
     namespace = _text(default="")
     pod = _text(default="")
     container = _text(default="", help_text="The target container.")
-    node = _text(default="", help_text="The node, for kind 'node'.")
+    node = _text(default="", help_text="The node, for kind 'node'. A request names a node or a pod, never both (400).")
     image = _text(default="")
     profile = _text(default="general")
     reason = _text(default="", trim_whitespace=False)

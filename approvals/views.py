@@ -21,7 +21,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals import services
-from approvals.choices import RequestStatus, Verdict
+from approvals.choices import RequestKind, RequestStatus, Verdict
 from approvals.forms import DebugRequestForm, DecisionForm
 from approvals.models import DebugRequest
 from portal import permissions
@@ -46,13 +46,26 @@ def _require_approver(request: HttpRequest) -> None:
         raise PermissionDenied("Only approvers can see the approvals queue")
 
 
-def _apply_errors(form: DebugRequestForm, exc: ValidationError) -> None:
-    """Put the service's field errors on the matching form fields; others on the form."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
+# The target fields the page shows for each kind; the others are hidden (CSS), so their
+# errors would go unseen there.
+_SHOWN_FOR_KIND: dict[str, set[str]] = {RequestKind.NODE: {"node"}, RequestKind.POD: {"namespace", "pod", "container"}}
+_TARGET_FIELDS = {"node", "namespace", "pod", "container"}
+
+
+def _apply_errors(form: DebugRequestForm, exc: ValidationError, *, kind: str) -> None:
+    """Put the service's field errors on the matching form fields; others on the form.
+
+    An error on a target field the page hides for the chosen kind (a node given with a pod
+    request) is shown at the top of the form as well, or the requester could not see it.
+    """
+    if not hasattr(exc, "error_dict"):
         form.add_error(None, exc.messages)
+        return
+    shown = _SHOWN_FOR_KIND.get(kind, _TARGET_FIELDS)
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+        if field in _TARGET_FIELDS and field not in shown:
+            form.add_error(None, errors)
 
 
 @login_required
@@ -61,10 +74,11 @@ def request_new(request: HttpRequest) -> HttpResponse:
     form = DebugRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        kind = data["kind"] or RequestKind.POD
         try:
             req = services.request_create(
                 requester=request.user,
-                kind=data["kind"] or "pod",
+                kind=kind,
                 node=data["node"],
                 namespace=data["namespace"],
                 pod=data["pod"],
@@ -76,7 +90,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
                 origin=AuditOrigin.from_request(request),
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            _apply_errors(form, exc, kind=kind)
         else:
             if req.status == RequestStatus.APPROVED:
                 messages.success(request, "Your request was approved automatically; the debug container is being prepared.")

@@ -70,7 +70,7 @@ def test_it_creates_a_pending_request_with_its_audit_event(alice: Any, nginx_pod
         ({"duration_minutes": 10_000}, "duration_minutes", "between 1 and"),
         ({"duration_minutes": "soon"}, "duration_minutes", "whole number"),
         ({"duration_minutes": None}, "duration_minutes", "whole number"),
-        ({"kind": "node", "node": "no-such-node"}, "node", "does not exist"),
+        ({"kind": "node", "node": "no-such-node", "namespace": "", "pod": "", "container": ""}, "node", "does not exist"),
         ({"kind": "vm"}, "kind", "Unknown kind"),
     ],
 )
