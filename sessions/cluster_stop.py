@@ -16,8 +16,9 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -134,21 +135,34 @@ def stop_all(targets: Iterable[StopTarget], *, by: str) -> list[StopOutcome]:
     targets = list(targets)
     if not targets:
         return []
+    outcomes: dict[int, StopOutcome] = {}
     with ThreadPoolExecutor(max_workers=min(POOL_SIZE, len(targets)), thread_name_prefix="stop") as pool:
-        outcomes = list(pool.map(stop_target, targets))
-    for target, outcome in zip(targets, outcomes, strict=True):
-        record_outcome(target, outcome, by=by)
-    return outcomes
+        futures = {pool.submit(stop_target, target): i for i, target in enumerate(targets)}
+        for future in as_completed(futures):  # each is recorded as soon as it is known
+            i = futures[future]
+            outcomes[i] = future.result()
+            record_outcome(targets[i], outcomes[i], by=by)
+    return [outcomes[i] for i in range(len(targets))]
 
 
 _background = threading.BoundedSemaphore(POOL_SIZE)
+_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 
 
 def stop_in_background(session_id: uuid.UUID | str) -> threading.Thread:
     """After an end committed: stop in the cluster without holding the request that ended it."""
     thread = threading.Thread(target=_run, args=(str(session_id),), name=f"stop-{session_id}", daemon=True)
+    _threads.add(thread)
     thread.start()
     return thread
+
+
+def join_background(timeout: float) -> bool:
+    """Wait for the background stops started so far (tests, and a clean shutdown); True if all ended."""
+    deadline = time.monotonic() + timeout
+    for thread in list(_threads):
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in _threads)
 
 
 def _run(session_id: str) -> None:
