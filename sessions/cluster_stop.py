@@ -116,6 +116,7 @@ def record_outcome(target: StopTarget, outcome: StopOutcome, *, by: str, audit_f
             session.save(update_fields=["cluster_clean_at", "progress"])
             record_event(action="session.cluster_clean", actor=None, request=session.request, session=session,
                          data={"by": by, "summary": outcome.summary[:500]})
+            _close_dangling_connects(session, by=by)
         else:
             session.progress = f"still stopping in the cluster: {outcome.summary}"[:500]
             session.save(update_fields=["progress"])
@@ -128,6 +129,23 @@ def record_outcome(target: StopTarget, outcome: StopOutcome, *, by: str, audit_f
         })
     log = logger.info if outcome.clean else logger.warning
     log("session %s in the cluster (%s): %s", target.session_id, by, outcome.summary)
+
+
+def _close_dangling_connects(session: DebugSession, *, by: str) -> None:
+    """A portal killed mid-session never wrote `session.disconnected` for its terminals: with the
+    session over and gone from the cluster, close each such connect in the trail, saying why."""
+    from portal.models import AuditEvent
+
+    events = AuditEvent.objects.filter(session=session, action__in=["session.connected", "session.disconnected"])
+    connects = list(events.filter(action="session.connected").order_by("id").values_list("actor_id", flat=True))
+    disconnects = list(events.filter(action="session.disconnected").values_list("actor_id", flat=True))
+    for actor_id in disconnects:
+        if actor_id in connects:
+            connects.remove(actor_id)
+    for actor_id in connects:
+        record_event(action="session.disconnected", actor=None, request=session.request, session=session,
+                     data={"by": by, "user_id": actor_id,
+                           "why": "the terminal's portal process stopped without closing it; closed at the session's end"})
 
 
 def stop_all(targets: Iterable[StopTarget], *, by: str) -> list[StopOutcome]:

@@ -260,3 +260,11 @@ def test_after_a_sigkill_the_reaper_cleans_up_within_a_minute(portal: tuple[Port
     code, body = p.api(alice, "GET", f"/api/v1/sessions/{node_sid}")
     assert code == 200 and body["status"] == "ended" and body["end_reason"] == "expired"
     assert p.query("from portal.audit import verify_chain; print(verify_chain())") > 0
+    # The terminal the SIGKILL cut never said goodbye; its connect is closed in the trail, saying why.
+    connects, disconnects, why = p.query(
+        "import json; from portal.models import AuditEvent;"
+        f"e = AuditEvent.objects.filter(session_id='{node_sid}');"
+        "d = e.filter(action='session.disconnected');"
+        "print(json.dumps([e.filter(action='session.connected').count(), d.count(), d.last().data.get('why', '') if d else '']))"
+    )
+    assert connects >= 1 and disconnects == connects and "stopped without closing it" in why

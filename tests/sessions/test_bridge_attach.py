@@ -46,3 +46,41 @@ async def test_it_never_puts_the_token_in_an_error(term_kube):
     with pytest.raises(AttachError) as err:
         await open_attach(conn, namespace="default", pod="no-such-pod", container="c")
     assert token not in str(err.value) and token not in repr(conn)
+
+
+async def test_a_terminal_closed_while_its_attach_opens_leaves_no_unclosed_session(term_kube, term_session):
+    import asyncio
+    import gc
+
+    problems: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: problems.append(str(context.get("message"))))
+    term_kube.faults.add(path=f"/pods/{term_session.pod}/attach", delay=5)
+    try:
+        opening = asyncio.create_task(open_attach(
+            load_connection(), namespace="default", pod=term_session.pod, container=term_session.container_name))
+        await asyncio.sleep(0.5)  # the handshake is waiting on the cluster now
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        del opening
+        gc.collect()
+        await asyncio.sleep(0.1)
+    finally:
+        term_kube.faults.clear()
+        loop.set_exception_handler(None)
+    assert not [p for p in problems if "Unclosed" in p], problems
+
+
+async def test_a_hung_handshake_is_bounded(term_kube, term_session):
+    import time
+
+    term_kube.faults.add(path=f"/pods/{term_session.pod}/attach", delay=10)
+    started = time.monotonic()
+    try:
+        with pytest.raises(AttachError) as err:
+            await open_attach(load_connection(), namespace="default", pod=term_session.pod,
+                              container=term_session.container_name, timeout=1.0)
+    finally:
+        term_kube.faults.clear()
+    assert time.monotonic() - started < 3 and "cannot reach the cluster" in err.value.message
