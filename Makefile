@@ -8,7 +8,7 @@ STAMP_JS := frontend/node_modules/.installed
 BUNDLE := frontend/build/ephemera/.built
 TYPED := portal approvals sessions kubesim bench
 
-.PHONY: run test deps lint bench clean
+.PHONY: run test deps lint bench clean token
 
 deps: $(STAMP_PY) $(BUNDLE)
 
@@ -32,6 +32,14 @@ $(BUNDLE): $(STAMP_JS) frontend/build.mjs $(shell find frontend/src -type f 2>/d
 # demo users. Prints the URL and the logins. Ctrl-C stops everything it started.
 run: deps
 	$(PY) -m portal.demo
+
+# An API bearer token for a demo user, from a second shell next to `make run` (same database,
+# demo mode): make token USER=alice. USER must be given: the shell's own $USER is not a demo user.
+token: $(STAMP_PY)
+ifneq ($(origin USER),command line)
+	@echo "ephemera: say whose token, e.g. make token USER=alice" >&2; exit 2
+endif
+	@EPHEMERA_DEMO=1 $(PY) manage.py create_api_token '$(USER)'
 
 # The whole suite: lint, type check, migrations check, unit/service/consumer tests, kubesim with the real
 # kubectl, and the browser tests (Debian's chromium, installed here if missing).

@@ -18,8 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_USERS = [("alice", "requester"), ("bob", "approver"), ("carol", "approver"), ("dave", "auditor"), ("admin", "admin")]
 
 
+def demo_port() -> int:
+    """The portal's port: PORT (default 8000). A bad value stops here with one line, before anything starts."""
+    raw = os.environ.get("PORT", "").strip() or "8000"
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise SystemExit(f"ephemera: PORT={raw!r} is not a port number (1-65535), e.g. PORT=8080 make run")
+    return int(raw)
+
+
 def main() -> int:
-    port = int(os.environ.get("PORT", "8000"))
+    port = demo_port()
     var = Path(os.environ.get("EPHEMERA_VAR_DIR", ROOT / "var"))
     var.mkdir(parents=True, exist_ok=True)
     kubeconfig = var / "kubesim.kubeconfig"

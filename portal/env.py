@@ -13,7 +13,11 @@ from pathlib import Path
 
 
 class SettingError(Exception):
-    """A setting has a value Ephemera cannot start with."""
+    """A setting has a value Ephemera cannot start with.
+
+    The message is all a user sees (manage.py prints "ephemera: <message>" and exits 2, no
+    traceback): it names the setting and says what to set.
+    """
 
 
 def env(name: str, default: str = "") -> str:
