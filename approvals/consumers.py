@@ -60,8 +60,13 @@ class ApprovalsConsumer(LiveAccessMixin, AsyncJsonWebsocketConsumer):
         await self.disconnect(CLOSE_FORBIDDEN)  # out of the queue's group before anything else is sent
         await self.close(code=CLOSE_FORBIDDEN, reason=message[:120])
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        """The queue is read-only: decisions go through the HTML form (CSRF) or the API."""
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """The queue is read-only: decisions go through the HTML form (CSRF) or the API.
+
+        So every frame is dropped here, before AsyncJsonWebsocketConsumer would decode it:
+        malformed JSON, JSON nested deep enough to exhaust the recursion limit, or a binary
+        frame would otherwise raise and kill the connection with a traceback in the log.
+        """
 
     async def request_changed(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "request.changed", "id": str(event.get("id", "")), "status": str(event.get("status", ""))})
