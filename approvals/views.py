@@ -41,8 +41,13 @@ def _visible_request(request: HttpRequest, request_id: uuid.UUID) -> DebugReques
     return req
 
 
+def can_see_queue(user: object) -> bool:
+    """Who may open the approvals queue (and so be sent back to it after a decision)."""
+    return permissions.is_approver(user) or permissions.is_admin(user)
+
+
 def _require_approver(request: HttpRequest) -> None:
-    if not (permissions.is_approver(request.user) or permissions.is_admin(request.user)):
+    if not can_see_queue(request.user):
         raise PermissionDenied("Only approvers can see the approvals queue")
 
 

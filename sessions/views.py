@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from approvals.views import can_see_queue
 from portal.audit import AuditOrigin
 from portal.kube.specs import NODE_PROFILE_HELP
 from portal.permissions import can_end_session, can_use_terminal, can_view_request, is_admin
@@ -160,8 +161,12 @@ def extension_decide(request: HttpRequest, extension_id) -> HttpResponse:  # typ
     ext = SessionExtension.objects.select_related("session__request").filter(pk=extension_id).first()
     if ext is None or not can_view_request(request.user, ext.session.request):
         raise Http404("No such extension")
+    # Back to the queue the form is on; someone who may not see it (the requester, an auditor,
+    # an approver just moved to auditors) would find a 403 there instead of the message, so
+    # they go to the session's page, which they may see (checked above).
+    back = redirect("approvals") if can_see_queue(request.user) else redirect("session_detail", session_id=ext.session_id)
     if _refused(request, comment=request.POST.get("comment", "")):
-        return redirect("approvals")
+        return back
     decide = extensions.extension_approve if request.POST.get("verdict") == "approve" else extensions.extension_deny
     try:
         decide(
@@ -178,4 +183,4 @@ def extension_decide(request: HttpRequest, extension_id) -> HttpResponse:  # typ
         messages.error(request, str(exc))
     else:
         messages.success(request, "Decision recorded.")
-    return redirect("approvals")
+    return back
