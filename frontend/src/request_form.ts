@@ -20,13 +20,19 @@ function showError(message: string): void {
   box.hidden = message === "";
 }
 
-function fill(el: HTMLSelectElement, items: string[], placeholder: string, wanted: string): void {
+// `wanted` is what the form was submitted with (the server sent it back with an error). It
+// stays chosen even when the cluster no longer lists it: choosing another pod for the user
+// (the only one left, say) would aim the next submit at a target nobody picked.
+// `listed` is null when the cluster could not be asked.
+function fill(el: HTMLSelectElement, listed: string[] | null, placeholder: string, wanted: string): void {
+  const items = listed ?? [];
   el.replaceChildren();
   const first = new Option(items.length ? placeholder : "Nothing found", "");
   el.add(first);
   for (const item of items) el.add(new Option(item, item));
-  el.disabled = items.length === 0;
-  if (wanted && items.includes(wanted)) el.value = wanted;
+  if (wanted && !items.includes(wanted)) el.add(new Option(listed ? `${wanted} (not found in the cluster)` : wanted, wanted));
+  el.disabled = el.options.length === 1;
+  if (wanted) el.value = wanted;
   else if (items.length === 1) el.value = items[0];
 }
 
@@ -63,7 +69,7 @@ if (form) {
     ctr.setAttribute("aria-busy", "true");
     const items = await load(`${base}/${enc(ns.value)}/pods/${enc(pod.value)}/containers`);
     ctr.removeAttribute("aria-busy");
-    if (items) fill(ctr, items, "Choose a container", wanted);
+    if (items || wanted) fill(ctr, items, "Choose a container", wanted);
   };
   const loadPods = async (wantedPod: string, wantedCtr: string): Promise<void> => {
     reset(ctr, "Choose a pod first");
@@ -71,7 +77,7 @@ if (form) {
     pod.setAttribute("aria-busy", "true");
     const items = await load(`${base}/${enc(ns.value)}/pods`);
     pod.removeAttribute("aria-busy");
-    if (!items) return;
+    if (!items && !wantedPod) return;
     fill(pod, items, "Choose a pod", wantedPod);
     await loadContainers(wantedCtr);
   };
@@ -79,10 +85,24 @@ if (form) {
   ns.addEventListener("change", () => void loadPods("", ""));
   pod.addEventListener("change", () => void loadContainers(""));
 
+  // Pod or node: only the chosen target's fields are shown (app.css) and required. A hidden
+  // field left `required` blocks the submit without a word ("An invalid form control ... is
+  // not focusable"): node requests could not be sent at all.
+  const kindRadios = Array.from(form.querySelectorAll<HTMLInputElement>("input[name=kind]"));
+  const node = select("id_node");
+  const applyKind = (): void => {
+    const isNode = kindRadios.some((r) => r.checked && r.value === "node");
+    for (const el of [ns, pod, ctr]) el.required = !isNode;
+    node.required = isNode;
+  };
+  kindRadios.forEach((r) => r.addEventListener("change", applyKind));
+  applyKind();
+
   void (async () => {
+    const wantedNs = ns.dataset.initial ?? "";
     const items = await load(base);
-    if (!items) return;
-    fill(ns, items, "Choose a namespace", ns.dataset.initial ?? "");
+    if (!items && !wantedNs) return;
+    fill(ns, items, "Choose a namespace", wantedNs);
     await loadPods(pod.dataset.initial ?? "", ctr.dataset.initial ?? "");
   })();
 }

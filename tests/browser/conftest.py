@@ -66,7 +66,15 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
 
 
 @pytest.fixture(scope="session")
-def portal_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def portal_env() -> dict[str, str]:
+    """The environment the portal runs with (filled by portal_url): for a test that runs one of
+    its management commands, e.g. a reaper pass (`make run` runs the reaper next to Daphne), or
+    kubectl against its kubesim (KUBECONFIG)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def portal_url(tmp_path_factory: pytest.TempPathFactory, portal_env: dict[str, str]) -> Iterator[str]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `apt-get install -y chromium` (never `playwright install`)")
     _build_frontend()
@@ -82,6 +90,7 @@ def portal_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "EPHEMERA_PROVISION_TIMEOUT_SECONDS": "30",
         }
         env.pop("REDIS_URL", None)  # one Daphne process: the in-memory channel layer is enough
+        portal_env.update(env)
         for command in (["migrate", "--noinput"], ["seed_demo"]):
             subprocess.run(
                 [sys.executable, "manage.py", *command], cwd=REPO, env=env, check=True, capture_output=True, timeout=120
