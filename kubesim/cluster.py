@@ -176,7 +176,13 @@ class Cluster:
         self._next_ip[node_name] = n
         return host_ip, f"10.244.{index}.{n}"
 
-    async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def create_pod(self, namespace: str, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Validate, admit, default, schedule, store and start a pod.
+
+        `dry_run` stops after admission and defaulting: the answer is the pod as the apiserver
+        would store it, before the scheduler or a kubelet saw it (no node unless the body names
+        one, status only Pending), and nothing is stored, scheduled, started or watched.
+        """
         pod = copy.deepcopy(body)
         meta = pod.setdefault("metadata", {})
         if meta.get("namespace") and meta["namespace"] != namespace:
@@ -194,6 +200,10 @@ class Cluster:
         for key in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"):
             meta.pop(key, None)
         default_pod(pod)
+        if dry_run:
+            # The pod strategy's PrepareForCreate status; scheduling and IPs come after the store.
+            pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+            return self.store.dry_create("pods", pod)
         host_ip, pod_ip = self._schedule(pod)
         pod["status"] = podstatus.initial_status(pod, host_ip, pod_ip)
         created = self.store.create("pods", pod)
@@ -201,7 +211,9 @@ class Cluster:
             self.spawn(self.runtime.start_pod(copy.deepcopy(created)), f"start pod {namespace}/{meta['name']}")
         return created
 
-    async def delete_pod(self, namespace: str, name: str, grace: int | None, preconditions: dict[str, Any]) -> dict[str, Any]:
+    async def delete_pod(
+        self, namespace: str, name: str, grace: int | None, preconditions: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
         pod = self.store.get("pods", namespace, name)
         if preconditions.get("uid") and preconditions["uid"] != pod["metadata"]["uid"]:
             raise conflict(
@@ -218,6 +230,12 @@ class Cluster:
             )
         if grace is None:
             grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
+        if dry_run:
+            # A graceful delete answers the pod marked for deletion; a forced one, the pod as it was.
+            if grace > 0 and not pod["metadata"].get("deletionTimestamp"):
+                pod["metadata"]["deletionTimestamp"] = now_rfc3339()
+                pod["metadata"]["deletionGracePeriodSeconds"] = grace
+            return pod
         if grace <= 0:
             # Force delete: gone from the API at once, the kubelet cleans up afterwards.
             deleted = self.store.delete("pods", namespace, name)
@@ -249,7 +267,14 @@ class Cluster:
         if pod["status"] != before:
             self.store.update("pods", pod)
 
-    async def update_ephemeral(self, namespace: str, name: str, candidate: dict[str, Any], check_rv: bool) -> dict[str, Any]:
+    async def update_ephemeral(
+        self, namespace: str, name: str, candidate: dict[str, Any], check_rv: bool, *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """pods/ephemeralcontainers: validation, then Pod Security admission, then store and start.
+
+        `dry_run` answers the pod as it would be stored (under its stored resourceVersion, as the
+        apiserver's dry-run update does) and starts nothing.
+        """
         old = self.store.get("pods", namespace, name)
         meta = candidate.get("metadata") or {}
         if check_rv and meta.get("resourceVersion") and meta["resourceVersion"] != old["metadata"]["resourceVersion"]:
@@ -272,6 +297,8 @@ class Cluster:
         podsecurity.check(self.store.peek("namespaces", "", namespace), new)
         if new == old:
             return old
+        if dry_run:
+            return new
         updated = self.store.update("pods", new)
         old_names = {ec["name"] for ec in old["spec"].get("ephemeralContainers") or []}
         if self.runtime is not None:

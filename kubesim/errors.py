@@ -78,17 +78,23 @@ class FieldError:
         "FieldValueNotSupported": "Unsupported value",
     }
 
-    def __init__(self, reason: str, field: str, value: Any = None, detail: str = "", *, has_value: bool = False) -> None:
+    def __init__(
+        self, reason: str, field: str, value: Any = None, detail: str = "", *, has_value: bool = False, shown: str | None = None
+    ) -> None:
         self.reason = reason
         self.field = field
         self.value = value
         self.detail = detail
         self.has_value = has_value
+        # How Go's %#v prints a value that isn't a scalar (a []string, say), when that matters.
+        self.shown = shown
 
     def body(self) -> str:
         """The part after `field: ` (also the Status cause message)."""
         text = self._TYPES[self.reason]
-        if self.has_value:
+        if self.shown is not None:
+            text += ": " + self.shown
+        elif self.has_value:
             text += ": " + (json.dumps(self.value) if isinstance(self.value, str) else _go_value(self.value))
         if self.detail:
             text += ": " + self.detail
@@ -128,19 +134,31 @@ def field_not_found(field: str, value: Any) -> FieldError:
     return FieldError("FieldValueNotFound", field, value, has_value=True)
 
 
-def invalid(kind: str, name: str, errors: list[FieldError]) -> ApiError:
+def not_supported(field: str, shown: str, supported: list[str]) -> FieldError:
+    """field.NotSupported; `shown` is the bad value as Go prints it."""
+    detail = "supported values: " + ", ".join(json.dumps(v) for v in supported)
+    return FieldError("FieldValueNotSupported", field, detail=detail, has_value=True, shown=shown)
+
+
+def go_string_slice(values: list[str]) -> str:
+    """A []string as Go's %#v prints it: []string{"a", "b"}."""
+    return "[]string{" + ", ".join(json.dumps(v, ensure_ascii=False) for v in values) + "}"
+
+
+def invalid(kind: str, name: str, errors: list[FieldError], *, group: str = "") -> ApiError:
     # Same aggregation as apierrors.NewInvalid: one error inline, several in brackets.
     if len(errors) == 1:
         text = errors[0].render()
     else:
         text = "[" + ", ".join(e.render() for e in errors) + "]"
     causes = [{"reason": e.reason, "message": e.body(), "field": e.field} for e in errors]
-    return ApiError(
-        422,
-        "Invalid",
-        f'{kind} "{name}" is invalid: {text}',
-        {"name": name, "kind": kind, "causes": causes},
-    )
+    qualified = f"{kind}.{group}" if group else kind
+    # StatusDetails omits empty fields (an options kind has no name, a core kind no group).
+    details: dict[str, Any] = {"name": name} if name else {}
+    if group:
+        details["group"] = group
+    details.update({"kind": kind, "causes": causes})
+    return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {text}', details)
 
 
 def forbidden_access(user: str, verb: str, resource: str, subresource: str, name: str, namespace: str) -> ApiError:

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kubesim import protobuf, selectors, tables, watch
+from kubesim import dryrun, protobuf, selectors, tables, watch
 from kubesim.cluster import Cluster
 from kubesim.errors import ApiError, bad_request, invalid, method_not_allowed, path_not_found, unsupported_media_type
 from kubesim.errors import forbidden as forbidden_field
@@ -105,6 +105,8 @@ class Handlers:
 
     # writes ----------------------------------------------------------------
     async def _create(self, request: web.Request, info: RequestInfo) -> web.Response:
+        # The apiserver checks the options before it decodes the body.
+        dry = dryrun.requested(request)
         body = await read_json(request)
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
@@ -113,11 +115,8 @@ class Handlers:
                 f"the API version in the data (v1) does not match the expected API version (v1) "
                 f"or kind {body['kind']} is not {KIND[info.resource]}"
             )
-        dry_run = request.query.get("dryRun") == "All"
         if info.resource == "pods":
-            if dry_run:
-                raise bad_request("dryRun is not supported by kubesim")
-            return json_response(await self.cluster.create_pod(info.namespace, body), 201)
+            return json_response(await self.cluster.create_pod(info.namespace, body, dry_run=dry), 201)
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         errors = validate_metadata_name(meta)
@@ -131,10 +130,13 @@ class Handlers:
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
         else:
             obj = self.cluster._default_node(obj)
+        if dry:
+            return json_response(self.store.dry_create(info.resource, obj), 201)
         return json_response(self.store.create(info.resource, obj), 201)
 
     async def _delete(self, request: web.Request, info: RequestInfo) -> web.Response:
         body = await read_json(request) or {}
+        dry = dryrun.requested(request, body if isinstance(body, dict) else None)
         grace_param = request.query.get("gracePeriodSeconds")
         grace = body.get("gracePeriodSeconds")
         if grace_param is not None:
@@ -143,16 +145,23 @@ class Handlers:
             except ValueError as e:
                 raise bad_request(f"invalid gracePeriodSeconds: {grace_param}") from e
         if info.resource == "pods":
-            pod = await self.cluster.delete_pod(info.namespace, info.name, grace, body.get("preconditions") or {})
+            pod = await self.cluster.delete_pod(info.namespace, info.name, grace, body.get("preconditions") or {}, dry_run=dry)
             return json_response(pod)
         if info.resource == "namespaces":
             ns = self.store.get("namespaces", "", info.name)
+            if dry:
+                # What a real namespace delete answers first: Terminating, its pods untouched yet.
+                ns["metadata"]["deletionTimestamp"] = now_rfc3339()
+                ns["status"] = {"phase": "Terminating"}
+                return json_response(ns)
             for pod in self.store.list("pods", info.name):
                 await self.cluster.delete_pod(info.name, pod["metadata"]["name"], 0, {})
             ns["metadata"]["deletionTimestamp"] = now_rfc3339()
             ns["status"] = {"phase": "Terminating"}
             self.store.update("namespaces", ns)
             return json_response(self.store.delete("namespaces", "", info.name))
+        if dry:
+            return json_response(self.store.get(info.resource, "", info.name))
         return json_response(self.store.delete(info.resource, "", info.name))
 
     async def _new_object(self, request: web.Request, current: dict[str, Any]) -> dict[str, Any]:
@@ -166,6 +175,7 @@ class Handlers:
         return body
 
     async def _update_generic(self, request: web.Request, info: RequestInfo) -> web.Response:
+        dry = dryrun.requested(request)
         current = self.store.get(info.resource, info.namespace, info.name)
         new = await self._new_object(request, current)
         # Only labels, annotations and spec of nodes/namespaces are writable here.
@@ -173,9 +183,12 @@ class Handlers:
         current["metadata"]["annotations"] = (new.get("metadata") or {}).get("annotations") or {}
         if info.resource == "nodes" and "spec" in new:
             current["spec"] = new["spec"]
+        if dry:
+            return json_response(current)  # as it would be stored, under the stored resourceVersion
         return json_response(self.store.update(info.resource, current))
 
     async def _update_pod(self, request: web.Request, info: RequestInfo) -> web.Response:
+        dry = dryrun.requested(request)
         current = self.store.get("pods", info.namespace, info.name)
         new = await self._new_object(request, current)
         new_spec: dict[str, Any] = copy.deepcopy(new["spec"] if isinstance(new.get("spec"), dict) else current["spec"])
@@ -209,6 +222,8 @@ class Handlers:
                 changed["metadata"].pop(field, None)
         if changed == current:
             return json_response(current)
+        if dry:
+            return json_response(changed)
         return json_response(self.store.update("pods", changed))
 
     # subresources ------------------------------------------------------------
@@ -221,22 +236,25 @@ class Handlers:
                 return json_response(self.store.get("pods", info.namespace, info.name))
             if request.method not in ("PATCH", "PUT"):
                 raise method_not_allowed()
+            dry = dryrun.requested(request)
             current = self.store.get("pods", info.namespace, info.name)
             new = await self._new_object(request, current)
             if not isinstance(new, dict):
                 raise bad_request("the request body must be a Pod")
-            pod = await self.cluster.update_ephemeral(info.namespace, info.name, new, request.method == "PUT")
+            pod = await self.cluster.update_ephemeral(info.namespace, info.name, new, request.method == "PUT", dry_run=dry)
             return json_response(pod)
         if sub == "status":
             if request.method == "GET":
                 return json_response(self.store.get("pods", info.namespace, info.name))
             if request.method not in ("PATCH", "PUT"):
                 raise method_not_allowed()
+            dry = dryrun.requested(request)
             current = self.store.get("pods", info.namespace, info.name)
             new = await self._new_object(request, current)
             if isinstance(new.get("status"), dict) and new["status"] != current["status"]:
                 current["status"] = new["status"]
-                current = self.store.update("pods", current)
+                if not dry:
+                    current = self.store.update("pods", current)
             return json_response(current)
         raise path_not_found()
 

@@ -95,6 +95,18 @@ class Store:
         self._emit(resource, "ADDED", obj)
         return copy.deepcopy(obj)
 
+    def dry_create(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """What create() would store, without storing it (dryRun=All): the same AlreadyExists,
+        a uid and creationTimestamp, but no resourceVersion, since nothing was written."""
+        meta = obj["metadata"]
+        if (resource, meta.get("namespace", ""), meta["name"]) in self._objects:
+            raise already_exists(resource, meta["name"])
+        out = copy.deepcopy(obj)
+        out["metadata"].pop("resourceVersion", None)
+        out["metadata"].setdefault("uid", str(uuid.uuid4()))
+        out["metadata"].setdefault("creationTimestamp", now_rfc3339())
+        return out
+
     def update(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         key = (resource, meta.get("namespace", ""), meta["name"])

@@ -28,6 +28,9 @@ SUBDOMAIN_MSG = (
     "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
 )
 
+# The kubelet's annotation on the mirror pod it posts for a static pod (core.MirrorPodAnnotationKey).
+MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
+
 # Fields of EphemeralContainerCommon that are refused (validateFieldAllowList), in struct order.
 EPHEMERAL_FORBIDDEN = ["ports", "resources", "resizePolicy", "lifecycle", "livenessProbe", "readinessProbe", "startupProbe"]
 
@@ -135,6 +138,10 @@ def validate_pod_create(pod: dict[str, Any]) -> list[FieldError]:
 
 def validate_ephemeral_update(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
     """ValidatePodEphemeralContainersUpdate: new containers are valid, old ones untouched."""
+    if MIRROR_POD_ANNOTATION in ((old.get("metadata") or {}).get("annotations") or {}):
+        # The kubelet runs a static pod from its manifest and would never start one (kubernetes#113935);
+        # the apiserver answers with this one error alone, its field an empty path ("[]").
+        return [forbidden("[]", "static pods do not support ephemeral containers")]
     errs: list[FieldError] = []
     spec = new.get("spec") or {}
     other = {c.get("name") for key in ("containers", "initContainers") for c in spec.get(key) or []}
