@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.request import Request
@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from approvals import selectors, services
 from approvals.models import DebugRequest
-from approvals.serializers import CommentSerializer, RequestCreateSerializer, RequestSerializer
+from approvals.serializers import CommentSerializer, PolicySerializer, RequestCreateSerializer, RequestSerializer
 from portal.audit import AuditOrigin
 
 _ERRORS = OpenApiResponse(description="{field: [messages]}")
@@ -86,6 +86,7 @@ class RequestListView(APIView):
                 profile=data["profile"] or "general",
                 reason=data["reason"],
                 duration_minutes=data["duration_minutes"],
+                ticket=data["ticket"],
                 origin=AuditOrigin.from_request(request._request),
             )
         except ValidationError as exc:
@@ -93,6 +94,27 @@ class RequestListView(APIView):
         return Response(
             RequestSerializer(selectors.get_visible_request(request.user, req.pk)).data, status=status.HTTP_201_CREATED
         )
+
+
+class RequestPreviewView(APIView):
+    @extend_schema(
+        request=RequestCreateSerializer,
+        responses={200: inline_serializer("Preview", {"policy": PolicySerializer()}), 400: _ERRORS},
+        summary="What the policy would apply to this request (writes nothing)",
+    )
+    def post(self, request: Request) -> Response:
+        data = parsed(RequestCreateSerializer, request)
+        try:
+            view = services.request_preview(
+                requester=request.user,
+                kind=data["kind"] or ("node" if data["node"] else "pod"),
+                namespace=data["namespace"], pod=data["pod"], container=data["container"], node=data["node"],
+                image=data["image"], profile=data["profile"] or "general", reason=data["reason"],
+                duration_minutes=data["duration_minutes"], ticket=data["ticket"],
+            )
+        except ValidationError as exc:
+            return validation_response(exc)
+        return Response({"policy": view})
 
 
 class RequestDetailView(APIView):

@@ -1,7 +1,7 @@
 """The debug request form: it only parses input; every rule lives in approvals.services.
 
 The fields refuse only text no database can store (portal.validators). The service checks
-names, the live cluster, the image allowlist and the duration bounds and raises
+names, the live cluster and the policy rule (images, duration, ticket) and raises
 ValidationError per field; the view puts those messages on these fields. The HTML attributes
 of the template (required, min/max, choices) only help the browser.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
+from approvals import policy
 from approvals.choices import Profile, Verdict
 from portal.validators import FormTextField
 
@@ -35,16 +36,27 @@ class DebugRequestForm(forms.Form):
     image = FormTextField(required=False, label="Debug image")
     profile = FormTextField(required=False, initial=Profile.GENERAL)
     reason = FormTextField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    ticket = FormTextField(required=False, label="Ticket")
     duration_minutes = FormTextField(required=False, label="Duration (minutes)")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["image"].initial = settings.EPHEMERA_DEBUG_IMAGES[0] if settings.EPHEMERA_DEBUG_IMAGES else ""
-        self.fields["duration_minutes"].initial = settings.EPHEMERA_DEFAULT_DURATION_MINUTES
+        self.fields["image"].initial = policy.current().images[0]
+        self.fields["duration_minutes"].initial = min(settings.EPHEMERA_DEFAULT_DURATION_MINUTES, self.max_duration())
 
     @staticmethod
     def image_choices() -> list[str]:
-        return list(settings.EPHEMERA_DEBUG_IMAGES)
+        """Every image some rule allows (the rule that applies narrows it: the preview says)."""
+        current = policy.current()
+        images = list(current.images)
+        for rule in current.rules:
+            images += [i for i in rule.images or () if i not in images]
+        return images
+
+    @staticmethod
+    def max_duration() -> int:
+        """The longest any rule allows (the browser's bound; the rule that applies decides)."""
+        return max(r.max_duration_minutes for r in policy.current().rules)
 
     @staticmethod
     def profile_choices() -> list[tuple[str, str, str]]:

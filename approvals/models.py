@@ -28,9 +28,14 @@ class DebugRequest(models.Model):
     image = models.CharField(max_length=255)
     profile = models.CharField(max_length=16, choices=Profile.choices, default=Profile.GENERAL)
     reason = models.TextField()
+    # The change or incident ticket the policy rule asked for (checked against its pattern).
+    ticket = models.CharField(max_length=200, blank=True)
     duration_minutes = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=RequestStatus.choices, default=RequestStatus.PENDING, db_index=True)
     approvals_required = models.PositiveSmallIntegerField(default=1)
+    # The policy rule that decided this request, as it was when the request was made
+    # (approvals.policy.snapshot): rule name, policy sha256, approver groups, limits, clock.
+    policy = models.JSONField(default=dict, blank=True)
     auto_approved = models.BooleanField(default=False)
     expires_at = models.DateTimeField()  # when a pending request expires undecided
     decided_at = models.DateTimeField(null=True, blank=True)

@@ -28,7 +28,21 @@ class RequestCreateSerializer(serializers.Serializer):
     image = _text(default="")
     profile = _text(default="general")
     reason = _text(default="", trim_whitespace=False)
+    ticket = _text(default="", help_text="The change or incident ticket, when the policy rule asks for one (e.g. INC-1234).")
     duration_minutes = ApiWholeNumberField(required=False, allow_null=True, default=None)
+
+
+class PolicySerializer(serializers.Serializer):
+    """What the policy says about a request (approvals.services.policy_view)."""
+
+    rule = serializers.CharField()
+    approvals_required = serializers.IntegerField()
+    approvals = serializers.IntegerField()
+    approver_groups = serializers.ListField(child=serializers.CharField())
+    max_duration_minutes = serializers.IntegerField()
+    ticket_required = serializers.BooleanField()
+    clock = serializers.CharField()
+    summary = serializers.CharField()
 
 
 class CommentSerializer(serializers.Serializer):
@@ -73,6 +87,7 @@ class RequestSerializer(serializers.ModelSerializer):
     requester = serializers.CharField(source="requester.username", read_only=True)
     decisions = DecisionSerializer(many=True, read_only=True)
     session = serializers.SerializerMethodField()
+    policy = serializers.SerializerMethodField()
 
     class Meta:
         model = DebugRequest
@@ -88,6 +103,7 @@ class RequestSerializer(serializers.ModelSerializer):
             "image",
             "profile",
             "reason",
+            "ticket",
             "duration_minutes",
             "requester",
             "created_at",
@@ -97,8 +113,16 @@ class RequestSerializer(serializers.ModelSerializer):
             "auto_approved",
             "decisions",
             "session",
+            "policy",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(PolicySerializer())
+    def get_policy(self, obj: DebugRequest) -> dict[str, Any]:
+        from approvals.services import policy_view
+
+        approvals = sum(1 for d in obj.decisions.all() if d.verdict == "approve")
+        return policy_view({"approvals_required": obj.approvals_required, **(obj.policy or {})}, approvals=approvals)
 
     @extend_schema_field(SessionSerializer(allow_null=True))
     def get_session(self, obj: DebugRequest) -> dict[str, Any] | None:

@@ -19,10 +19,12 @@ from django.utils import timezone
 from approvals import policy
 from approvals.choices import REQUEST_MOVES, RequestStatus, Verdict
 from approvals.models import DebugRequest, Decision
+from approvals.policy import Policy
 from approvals.validation import validate_request
 from portal import permissions
 from portal.audit import AuditOrigin, record_event
 from portal.events import APPROVALS_GROUP, publish_on_commit
+from portal.models import AuditEvent
 
 COMMENT_MAX_LENGTH = 2000
 
@@ -68,6 +70,10 @@ def _approve_now(req: DebugRequest, *, actor: Any, origin: AuditOrigin | None, d
 @transaction.atomic
 def _create(*, requester: Any, clean: Any, origin: AuditOrigin | None) -> DebugRequest:
     now = timezone.now()
+    current = policy.current()
+    rule = clean.rule
+    assert rule is not None  # validate_request refuses what no rule allows
+    record_policy_loaded(current)
     req = DebugRequest.objects.create(
         requester=requester,
         created_at=now,
@@ -80,18 +86,20 @@ def _create(*, requester: Any, clean: Any, origin: AuditOrigin | None) -> DebugR
         image=clean.image,
         profile=clean.profile,
         reason=clean.reason,
+        ticket=clean.ticket,
         duration_minutes=clean.duration_minutes,
-        approvals_required=policy.approvals_required(),
+        approvals_required=rule.approvals,
+        policy=policy.snapshot(rule, current),
         expires_at=now + timedelta(minutes=settings.EPHEMERA_REQUEST_TTL_MINUTES),
     )
     record_event(
-        action="request.created", actor=requester, request=req, origin=origin, data={**_target_data(req), "reason": req.reason}
+        action="request.created", actor=requester, request=req, origin=origin,
+        data={**_target_data(req), "reason": req.reason, "ticket": req.ticket, "rule": rule.name,
+              "policy_sha256": current.sha256, "approvals_required": rule.approvals},
     )
-    if policy.auto_approves(namespace=req.namespace, profile=req.profile, kind=req.kind):
+    if rule.approvals == 0:
         req.auto_approved = True
-        _approve_now(
-            req, actor=None, origin=origin, data=policy.describe_auto_approval(namespace=req.namespace, profile=req.profile)
-        )
+        _approve_now(req, actor=None, origin=origin, data={"by": "policy", "rule": rule.name, "policy_sha256": current.sha256})
     _publish(req)
     return req
 
@@ -109,8 +117,10 @@ def request_create(
     reason: str,
     duration_minutes: Any,
     origin: AuditOrigin | None,
+    ticket: str = "",
 ) -> DebugRequest:
-    """Validate against the live cluster, then create the request (auto-approved if policy says so).
+    """Validate against the policy and the live cluster, then create the request (approved at
+    once when its rule says `approvals: 0`).
 
     Raises ValidationError({field: [messages]}); nothing is written then.
     """
@@ -127,8 +137,58 @@ def request_create(
         profile=profile,
         reason=reason,
         duration_minutes=duration_minutes,
+        ticket=ticket,
     )
     return _create(requester=requester, clean=clean, origin=origin)
+
+
+def request_preview(
+    *, requester: Any, kind: str = "pod", namespace: str = "", pod: str = "", container: str = "", node: str = "",
+    image: str, profile: str, reason: str, duration_minutes: Any, ticket: str = "",
+) -> dict[str, Any]:
+    """What would apply to this request (its rule), or the same ValidationError a create raises.
+
+    Writes nothing. The reason may still be empty: the form previews as the user types.
+    """
+    if not getattr(requester, "is_authenticated", False) or not requester.is_active:
+        raise PermissionDenied("Sign in to request debug access.")
+    clean = validate_request(kind=kind, namespace=namespace, pod=pod, container=container, node=node, image=image,
+                             profile=profile, reason=reason or "(preview)", duration_minutes=duration_minutes, ticket=ticket)
+    assert clean.rule is not None
+    snap = policy.snapshot(clean.rule, policy.current())
+    return policy_view(snap, approvals=0)
+
+
+def policy_view(snap: dict[str, Any], *, approvals: int) -> dict[str, Any]:
+    """The `policy` object of the JSON API (a request's, or a preview's)."""
+    return {
+        "rule": snap.get("rule", ""),
+        "approvals_required": int(snap.get("approvals_required", 1)),
+        "approvals": approvals,
+        "approver_groups": list(snap.get("approver_groups", [])),
+        "max_duration_minutes": snap.get("max_duration_minutes"),
+        "ticket_required": bool(snap.get("ticket_required", False)),
+        "clock": snap.get("clock", "approval"),
+        "summary": snap.get("summary", ""),
+    }
+
+
+def record_policy_loaded(current: Policy) -> None:
+    """`policy.loaded` in the audit trail whenever the policy differs from the last one recorded.
+
+    Called inside the request's transaction, so the first request under a new policy carries
+    it; two processes starting at once may both record it (harmless: the same hash twice).
+    """
+    if _recorded_sha.get("sha256") == current.sha256:
+        return
+    last = AuditEvent.objects.filter(action="policy.loaded").order_by("-id").values_list("data", flat=True).first()
+    if not last or last.get("sha256") != current.sha256:
+        record_event(action="policy.loaded", actor=None, data={
+            "sha256": current.sha256, "source": current.source, "rules": [r.name for r in current.rules]})
+    transaction.on_commit(lambda: _recorded_sha.update(sha256=current.sha256))
+
+
+_recorded_sha: dict[str, str] = {}  # what this process has seen recorded
 
 
 def _locked(request_id: uuid.UUID | str) -> DebugRequest:
@@ -167,8 +227,10 @@ def expire_pending(*, now: datetime | None = None) -> int:
 
 def _check_decider(req: DebugRequest, approver: Any) -> None:
     """Role and ownership first (PermissionDenied), then state (RequestConflict)."""
-    if not permissions.is_approver(approver):
-        raise PermissionDenied("Only approvers can decide debug requests.")
+    if not permissions.may_approve(approver, req):
+        groups = ", ".join(permissions.approver_groups_of(req))
+        rule = (req.policy or {}).get("rule")
+        raise PermissionDenied(f"Only members of {groups} may decide this request{f' (rule {rule})' if rule else ''}.")
     if req.requester_id == approver.pk:
         raise PermissionDenied("You can't decide your own request.")
     if req.status != RequestStatus.PENDING:

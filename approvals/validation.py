@@ -11,15 +11,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
+from approvals import policy
 from approvals.choices import Profile, RequestKind
+from approvals.policy.schema import DEFAULT_MAX_DURATION_MINUTES, Rule
 from portal.kube import KubeError, get_client
 from portal.kube.config import KubeConfigError
 from portal.validators import forbidden_character_errors
 
 REASON_MAX_LENGTH = 2000
+TICKET_MAX_LENGTH = 200
 BOTH_TARGETS = "Give either a node or a pod (namespace, pod and container), not both."
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -35,6 +37,8 @@ class CleanRequest:
     profile: str
     reason: str
     duration_minutes: int
+    ticket: str = ""
+    rule: Rule | None = None  # the policy rule that decides it (always set once valid)
 
 
 def is_dns1123_label(value: str) -> bool:
@@ -55,8 +59,7 @@ def _label_error(what: str, value: str, *, subdomain: bool = False) -> str | Non
     return f"{value[:80]!r} is not a valid {what} name: use lowercase letters, digits and '-', at most {limit} characters."
 
 
-def _duration(raw: Any, errors: dict[str, list[str]]) -> int:
-    maximum = settings.EPHEMERA_MAX_DURATION_MINUTES
+def _duration(raw: Any, errors: dict[str, list[str]], maximum: int, rule: str) -> int:
     try:
         if isinstance(raw, bool) or raw is None or raw == "":
             raise ValueError
@@ -67,8 +70,14 @@ def _duration(raw: Any, errors: dict[str, list[str]]) -> int:
         errors.setdefault("duration_minutes", []).append(f"Give the duration as a whole number of minutes (1 to {maximum}).")
         return 0
     if not 1 <= value <= maximum:
-        errors.setdefault("duration_minutes", []).append(f"The duration must be between 1 and {maximum} minutes.")
+        errors.setdefault("duration_minutes", []).append(
+            f"The duration must be between 1 and {maximum} minutes{f' (rule {rule})' if rule else ''}."
+        )
     return value
+
+
+def _rule_for(kind: str, namespace: str, profile: str, image: str) -> Rule | None:
+    return policy.current().rule_for(policy.spec_for(kind=kind, namespace=namespace, profile=profile, image=image))
 
 
 def validate_request(
@@ -82,12 +91,17 @@ def validate_request(
     profile: str,
     reason: str,
     duration_minutes: Any,
+    ticket: str = "",
 ) -> CleanRequest:
-    """Return the cleaned request or raise ValidationError({field: [messages]})."""
+    """Return the cleaned request or raise ValidationError({field: [messages]}).
+
+    The policy rule is chosen on the exact spec (kind, namespace, profile, image); the image,
+    duration and ticket are then checked against that rule, each refusal naming it.
+    """
     # Text no database can store is refused first; that field then gets no other message.
     errors = forbidden_character_errors(
         {"kind": kind, "namespace": namespace, "pod": pod, "container": container, "node": node, "image": image,
-         "profile": profile, "reason": reason, "duration_minutes": duration_minutes}
+         "profile": profile, "reason": reason, "duration_minutes": duration_minutes, "ticket": ticket}
     )
     forbidden = set(errors)
 
@@ -99,6 +113,7 @@ def validate_request(
     namespace, pod, container, node = ((v or "").strip() for v in (namespace, pod, container, node))
     image, profile = (image or "").strip(), (profile or "").strip()
     reason = (reason or "").strip()
+    ticket = (ticket or "").strip() if isinstance(ticket, str) else ""
 
     if kind not in (RequestKind.NODE, RequestKind.POD):
         add("kind", f"Unknown kind {kind[:20]!r}: use 'pod' or 'node'.")
@@ -115,17 +130,31 @@ def validate_request(
         add("container", _label_error("container", container))
     if not image:
         add("image", "Choose a debug image.")
-    elif image not in settings.EPHEMERA_DEBUG_IMAGES:
-        add(
-            "image", f"{image[:100]!r} is not an allowed debug image; choose one of: {', '.join(settings.EPHEMERA_DEBUG_IMAGES)}."
-        )
     if profile not in Profile.values:
         add("profile", f"Choose a profile: {', '.join(Profile.values)}.")
     if not reason:
         add("reason", "Say why you need access (this goes to the approvers and the audit trail).")
     elif len(reason) > REASON_MAX_LENGTH:
         add("reason", f"Keep the reason under {REASON_MAX_LENGTH} characters.")
-    duration = 0 if "duration_minutes" in forbidden else _duration(duration_minutes, errors)
+    if len(ticket) > TICKET_MAX_LENGTH:
+        add("ticket", f"Keep the ticket under {TICKET_MAX_LENGTH} characters.")
+
+    rule: Rule | None = None
+    spec_ok = not ({"kind", "profile", "image", "namespace", "node"} & errors.keys())
+    if spec_ok:
+        rule = _rule_for(kind, namespace, profile, image)
+        if rule is None:
+            where = f" in namespace {namespace}" if kind == RequestKind.POD else ""
+            add(NON_FIELD_ERRORS, f"No policy rule allows a {kind} request{where} with profile {profile} and image {image}; "
+                                  "ask your platform team.")
+        else:
+            allowed = policy.current().images_for(rule)
+            if image not in allowed:
+                add("image", f"Rule {rule.name} allows only these debug images: {', '.join(allowed)}.")
+            if (problem := rule.ticket.problem(ticket)) and "ticket" not in errors:
+                add("ticket", f"Rule {rule.name}: {problem}")
+    maximum = rule.max_duration_minutes if rule is not None else DEFAULT_MAX_DURATION_MINUTES
+    duration = 0 if "duration_minutes" in forbidden else _duration(duration_minutes, errors, maximum, rule.name if rule else "")
 
     target_ok = kind == RequestKind.POD and not ({"namespace", "pod", "container", "node"} & errors.keys())
     if target_ok:
@@ -144,6 +173,8 @@ def validate_request(
         profile=profile,
         reason=reason,
         duration_minutes=duration,
+        ticket=ticket,
+        rule=rule,
     )
 
 

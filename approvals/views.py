@@ -12,7 +12,6 @@ import re
 import uuid
 from collections.abc import Callable
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -92,6 +91,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
                 profile=data["profile"],
                 reason=data["reason"],
                 duration_minutes=data["duration_minutes"],
+                ticket=data["ticket"],
                 origin=AuditOrigin.from_request(request),
             )
         except ValidationError as exc:
@@ -110,7 +110,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
             "form": form,
             "images": form.image_choices(),
             "profiles": form.profile_choices(),
-            "max_duration": settings.EPHEMERA_MAX_DURATION_MINUTES,
+            "max_duration": form.max_duration(),
             "nodes": _live_nodes(),
             "node_profile_help": NODE_PROFILE_HELP,
         },
@@ -202,7 +202,7 @@ def _pending_context(request: HttpRequest) -> dict[str, object]:
         "pending": [(req, permissions.can_decide(request.user, req)) for req in pending],
         "decision_form": DecisionForm(),
         "extensions": [
-            (ext, permissions.is_approver(request.user) and ext.session.request.requester_id != request.user.pk)
+            (ext, permissions.may_approve(request.user, ext.session.request) and ext.session.request.requester_id != request.user.pk)
             for ext in pending_extensions()
         ],
     }

@@ -304,6 +304,11 @@ def main() -> None:
     from kubesim.testing import spawn_cluster
 
     tmp = Path(tempfile.mkdtemp(prefix="ephemera-bench-"))
+    # The bench's sessions approve themselves: a self-service rule for baseline pods in default.
+    (tmp / "policy.yaml").write_text(
+        "rules:\n  - {name: bench, match: {namespace: [default], kind: [pod], profile: [baseline]}, approvals: 0}\n"
+        "  - {name: default}\n"
+    )
     with spawn_cluster(tmp / "kubesim") as cluster:
         port = free_port()
         env = {
@@ -312,8 +317,7 @@ def main() -> None:
             "EPHEMERA_VAR_DIR": str(tmp),
             "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
             "KUBECONFIG": str(cluster.kubeconfig),
-            "EPHEMERA_AUTO_APPROVE_NAMESPACES": "default",
-            "EPHEMERA_AUTO_APPROVE_PROFILES": "baseline",
+            "EPHEMERA_POLICY_FILE": str(tmp / "policy.yaml"),
             "LOG_LEVEL": "WARNING",
         }
         setup_django(env)

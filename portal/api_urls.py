@@ -12,6 +12,7 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("v1/audit/export", AuditExportView.as_view(), name="api-audit-export"),
     path("v1/requests", requests_api.RequestListView.as_view(), name="api-requests"),
+    path("v1/requests/preview", requests_api.RequestPreviewView.as_view(), name="api-request-preview"),
     path("v1/requests/<uuid:pk>", requests_api.RequestDetailView.as_view(), name="api-request"),
     path("v1/requests/<uuid:pk>/approve", requests_api.RequestApproveView.as_view(), name="api-request-approve"),
     path("v1/requests/<uuid:pk>/deny", requests_api.RequestDenyView.as_view(), name="api-request-deny"),

@@ -33,6 +33,7 @@ def main() -> int:
     kubeconfig = var / "kubesim.kubeconfig"
     env = dict(os.environ, EPHEMERA_DEMO="1", KUBECONFIG=str(kubeconfig), EPHEMERA_VAR_DIR=str(var))
     env.setdefault("EPHEMERA_NODE_DEBUG_NAMESPACE", "default")
+    env.setdefault("EPHEMERA_POLICY_FILE", str(ROOT / "portal" / "demo_policy.yaml"))
 
     children: list[subprocess.Popen[bytes]] = []
 

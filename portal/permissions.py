@@ -35,7 +35,24 @@ def is_admin(user: Any) -> bool:
 
 
 def is_approver(user: Any) -> bool:
-    return _in_group(user, settings.EPHEMERA_APPROVER_GROUP)
+    """A member of the approver group or of any group a policy rule names as its approvers
+    (they see the queue; which requests they may decide is `may_approve`)."""
+    from approvals import policy
+
+    return _in_group(user, settings.EPHEMERA_APPROVER_GROUP) or any(
+        _in_group(user, g) for g in policy.current().approver_groups
+    )
+
+
+def approver_groups_of(req: DebugRequest) -> list[str]:
+    """The groups whose members may decide this request: its rule's, as it was when asked."""
+    groups = (req.policy or {}).get("approver_groups")
+    return list(groups) if groups else [settings.EPHEMERA_APPROVER_GROUP]
+
+
+def may_approve(user: Any, req: DebugRequest) -> bool:
+    """Is the user one of this request's approvers (scoped by its policy rule)?"""
+    return any(_in_group(user, g) for g in approver_groups_of(req))
 
 
 def is_auditor(user: Any) -> bool:
@@ -49,8 +66,8 @@ def can_view_request(user: Any, req: DebugRequest) -> bool:
 
 
 def can_decide(user: Any, req: DebugRequest) -> bool:
-    """An approver, on someone else's pending request they haven't voted on yet."""
-    if not is_approver(user) or req.requester_id == user.pk:
+    """One of the request's approvers, on someone else's pending request they haven't voted on yet."""
+    if not may_approve(user, req) or req.requester_id == user.pk:
         return False
     if req.status != RequestStatus.PENDING or req.expires_at <= timezone.now():
         return False
@@ -70,7 +87,7 @@ def can_use_terminal(user: Any, session: DebugSession) -> bool:
 def can_end_session(user: Any, session: DebugSession) -> bool:
     if not _active(user):
         return False
-    return session.request.requester_id == user.pk or is_approver(user) or is_admin(user)
+    return session.request.requester_id == user.pk or may_approve(user, session.request) or is_admin(user)
 
 
 def can_view_recording(user: Any, session: DebugSession) -> bool:
@@ -86,10 +103,10 @@ def can_review_session(user: Any, session: DebugSession) -> bool:
 
 
 def can_watch_session(user: Any, session: DebugSession) -> bool:
-    """The read-only live view of a running session: approvers, auditors and admins."""
+    """The read-only live view of a running session: its approvers, auditors and admins."""
     if session.status != SessionStatus.RUNNING:
         return False
-    return is_approver(user) or is_auditor(user) or is_admin(user)
+    return may_approve(user, session.request) or is_auditor(user) or is_admin(user)
 
 
 def can_see_all_sessions(user: Any) -> bool:

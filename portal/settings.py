@@ -7,12 +7,15 @@ Any bad value stops start-up with a message naming the setting.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
 
 import dj_database_url
 
+from approvals.policy.schema import PolicyError
+from approvals.policy.schema import load as load_policy
 from portal.env import SettingError, env, envbool, envint, envlist
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -213,21 +216,33 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Ephemera policy and limits -------------------------------------------------------
-# Debug images a request may use (exact names; what kubectl debug --image would get).
-EPHEMERA_DEBUG_IMAGES = envlist("EPHEMERA_DEBUG_IMAGES", ["busybox"])
+# The approval policy is a file (docs/policy.md): which rule applies to which exact debug spec,
+# how many approvals from which groups, images, durations, tickets. Without it the built-in
+# policy applies (one approval, nothing auto-approved, busybox, 120 minutes at most).
+_REMOVED = {
+    "EPHEMERA_APPROVALS_REQUIRED": "`approvals:` on a rule",
+    "EPHEMERA_AUTO_APPROVE_NAMESPACES": "a rule with `approvals: 0` and `match: {namespace: [...]}`",
+    "EPHEMERA_AUTO_APPROVE_PROFILES": "a rule with `approvals: 0` and `match: {profile: [...]}`",
+    "EPHEMERA_DEBUG_IMAGES": "`images:` at the top of the policy (or on a rule)",
+    "EPHEMERA_MAX_DURATION_MINUTES": "`max_duration_minutes:` on a rule",
+}
+_still_set = [name for name in _REMOVED if name in os.environ]
+if _still_set:
+    raise SettingError("; ".join(
+        f"{name} was removed: set {_REMOVED[name]} in the policy file EPHEMERA_POLICY_FILE instead (docs/policy.md)"
+        for name in _still_set
+    ))
 EPHEMERA_DEFAULT_DURATION_MINUTES = envint("EPHEMERA_DEFAULT_DURATION_MINUTES", 30, minimum=1)
-EPHEMERA_MAX_DURATION_MINUTES = envint("EPHEMERA_MAX_DURATION_MINUTES", 120, minimum=1, maximum=24 * 60)
-if EPHEMERA_DEFAULT_DURATION_MINUTES > EPHEMERA_MAX_DURATION_MINUTES:
-    raise SettingError("EPHEMERA_DEFAULT_DURATION_MINUTES is above EPHEMERA_MAX_DURATION_MINUTES")
-# How long a pending request waits for a decision before it expires.
+# How long a pending request waits for a decision before it expires (and how long an approved
+# session under a `clock: first_connect` rule waits for its first connect).
 EPHEMERA_REQUEST_TTL_MINUTES = envint("EPHEMERA_REQUEST_TTL_MINUTES", 60, minimum=1)
-# Policy: approvals each request needs, and namespaces whose requests are auto-approved
-# (only for the profiles listed in EPHEMERA_AUTO_APPROVE_PROFILES).
-EPHEMERA_APPROVALS_REQUIRED = envint("EPHEMERA_APPROVALS_REQUIRED", 1, minimum=1, maximum=5)
-EPHEMERA_AUTO_APPROVE_NAMESPACES = envlist("EPHEMERA_AUTO_APPROVE_NAMESPACES", [])
-EPHEMERA_AUTO_APPROVE_PROFILES = envlist("EPHEMERA_AUTO_APPROVE_PROFILES", ["restricted", "baseline"])
 EPHEMERA_APPROVER_GROUP = env("EPHEMERA_APPROVER_GROUP", "approvers")
 EPHEMERA_AUDITOR_GROUP = env("EPHEMERA_AUDITOR_GROUP", "auditors")
+EPHEMERA_POLICY_FILE = env("EPHEMERA_POLICY_FILE", "")
+try:
+    EPHEMERA_POLICY = load_policy(EPHEMERA_POLICY_FILE or None, default_approvers=EPHEMERA_APPROVER_GROUP)
+except PolicyError as exc:
+    raise SettingError(f"EPHEMERA_POLICY_FILE {exc}") from None
 # How long provisioning waits for the debug container to run before it fails the session.
 EPHEMERA_PROVISION_TIMEOUT_SECONDS = envint("EPHEMERA_PROVISION_TIMEOUT_SECONDS", 120, minimum=5)
 # Where node-debugger pods are created (issue: node debugging).

@@ -74,11 +74,15 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
         self.group = session_group(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         try:
-            await database_sync_to_async(services.session_connected)(session_id=self.session_id, user=self.user, origin=self.origin)
+            connected = await database_sync_to_async(services.session_connected)(
+                session_id=self.session_id, user=self.user, origin=self.origin
+            )
         except PermissionDenied:  # the session ended between the check and now
             await self._finish(protocol.CLOSE_GONE, "denied", "This terminal is no longer available.")
             return
         self.audited = True
+        # Under a `clock: first_connect` rule the first connect is what starts the time.
+        self.expires_at = connected.expires_at or self.expires_at
         self.terminal.record_connect(self.user.get_username())
         self.recording = True
 

@@ -1,8 +1,9 @@
 """Every write to a session extension: ask, approve, deny (the services of SessionExtension).
 
-An extension is decided like a request: an approver other than the requester, once. On
+An extension is decided like a request: one of its request's approvers (the rule's groups)
+other than the requester, once. On
 approval the session's expires_at moves in the same transaction as the audit event. The total
-a session may be extended by is capped at EPHEMERA_MAX_DURATION_MINUTES, so the in-cluster
+a session may be extended by is capped at its policy rule's max_duration_minutes, so the in-cluster
 time limit (sessions.services.cluster_time_limit_seconds) still holds.
 """
 
@@ -12,7 +13,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
@@ -23,6 +23,7 @@ from portal.audit import AuditOrigin, record_event
 from portal.events import APPROVALS_GROUP, publish_on_commit, session_group
 from sessions.choices import EXTENSION_MOVES, ExtensionStatus, SessionStatus
 from sessions.models import DebugSession, SessionExtension, lock_session
+from sessions.services import max_duration_minutes
 
 REASON_MAX_LENGTH = 2000
 
@@ -87,7 +88,7 @@ def extension_request(
             raise PermissionDenied("Only the requester can ask to extend this session.")
         if session.status != SessionStatus.RUNNING or not session.expires_at or session.expires_at <= timezone.now():
             raise ExtensionConflict(f"This session is {session.status if session.status != 'running' else 'expired'}; it can't be extended.")
-        room = settings.EPHEMERA_MAX_DURATION_MINUTES - extended_minutes(session)
+        room = max_duration_minutes(session.request) - extended_minutes(session)
         clean = _clean_minutes(minutes, room)
         if not reason:
             raise ValidationError({"reason": ["Say why you need more time (approvers see this)."]})
@@ -129,8 +130,8 @@ def _decide(
         session_id = SessionExtension.objects.values_list("session_id", flat=True).get(pk=extension_id)
         session = lock_session(session_id)
         ext = SessionExtension.objects.select_for_update().get(pk=extension_id)
-        if not permissions.is_approver(approver):
-            raise PermissionDenied("Only approvers can decide extensions.")
+        if not permissions.may_approve(approver, session.request):
+            raise PermissionDenied("Only the approvers of this session's request can decide its extensions.")
         if session.request.requester_id == approver.pk:
             raise PermissionDenied("You can't decide on your own session's extension.")
         if ext.status != ExtensionStatus.PENDING:

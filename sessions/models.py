@@ -32,6 +32,9 @@ class DebugSession(models.Model):
     # Live provisioning progress, e.g. "ImagePullBackOff: back-off pulling image".
     progress = models.CharField(max_length=500, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # When the session's time started: at approval (running), or at the first terminal connect
+    # under a `clock: first_connect` rule (until then expires_at is the open-window deadline).
+    clock_started_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=32, blank=True)

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from approvals.choices import RequestKind
 from approvals.models import DebugRequest
+from approvals.policy.schema import DEFAULT_MAX_DURATION_MINUTES
 from portal import permissions
 from portal.audit import AuditOrigin, record_event
 from portal.events import publish_on_commit, session_group
@@ -184,9 +185,16 @@ def _mark_running(session_id: uuid.UUID | str) -> bool:
         _move(session, SessionStatus.RUNNING)
         now = timezone.now()
         session.started_at = now
-        session.expires_at = now + timedelta(minutes=session.request.duration_minutes)
-        session.progress = "running"
-        session.save(update_fields=["status", "started_at", "expires_at", "progress"])
+        if clock_of(session.request) == "first_connect":
+            # The time starts at the first terminal connect; until then the session waits at most
+            # as long as a request waits for its decision.
+            session.expires_at = now + timedelta(minutes=settings.EPHEMERA_REQUEST_TTL_MINUTES)
+            session.progress = "running: the time starts when the terminal first connects"
+        else:
+            session.clock_started_at = now
+            session.expires_at = now + timedelta(minutes=session.request.duration_minutes)
+            session.progress = "running"
+        session.save(update_fields=["status", "started_at", "expires_at", "progress", "clock_started_at"])
         record_event(
             action="session.provisioned",
             actor=None,
@@ -267,7 +275,17 @@ def session_provision(*, session_id: uuid.UUID | str) -> None:
 def cluster_time_limit_seconds(req: DebugRequest) -> int:
     """The backstop inside the cluster: the longest the session may ever run (its duration plus
     the most extensions may add), plus slack so the portal's own end always comes first."""
-    return (req.duration_minutes + settings.EPHEMERA_MAX_DURATION_MINUTES) * 60 + TIMEOUT_SLACK_SECONDS
+    waiting = settings.EPHEMERA_REQUEST_TTL_MINUTES if clock_of(req) == "first_connect" else 0
+    return (waiting + req.duration_minutes + max_duration_minutes(req)) * 60 + TIMEOUT_SLACK_SECONDS
+
+
+def clock_of(req: DebugRequest) -> str:
+    return str((req.policy or {}).get("clock") or "approval")
+
+
+def max_duration_minutes(req: DebugRequest) -> int:
+    """The request's rule's maximum (extensions add up to at most this), as it was when asked."""
+    return int((req.policy or {}).get("max_duration_minutes") or DEFAULT_MAX_DURATION_MINUTES)
 
 
 def _add_ephemeral_container(session: DebugSession, client: Any) -> str | None:
@@ -330,6 +348,19 @@ def session_connected(*, session_id: uuid.UUID | str, user: Any, origin: AuditOr
         if not permissions.can_use_terminal(user, session):
             raise PermissionDenied("This terminal is not available to you.")
         record_event(action="session.connected", actor=user, request=session.request, session=session, origin=origin)
+        if session.clock_started_at is None:
+            # `clock: first_connect`: the session's time starts now, with the full duration.
+            now = timezone.now()
+            session.clock_started_at = now
+            session.expires_at = now + timedelta(minutes=session.request.duration_minutes)
+            session.progress = "running"
+            session.save(update_fields=["clock_started_at", "expires_at", "progress"])
+            record_event(action="session.clock_started", actor=user, request=session.request, session=session,
+                         data={"expires_at": session.expires_at.isoformat(), "rule": (session.request.policy or {}).get("rule")})
+            publish_on_commit(session_group(session.pk), {
+                "type": "session.changed", "id": str(session.pk), "status": str(session.status), "progress": session.progress,
+                "message": "", "expires_at": session.expires_at.isoformat(),
+            })
         return session
 
 
@@ -409,7 +440,7 @@ def end_reason_for(user: Any, session: DebugSession) -> EndReason:
     """Why a person ends a session: their own, revoked by an approver, or an admin's call."""
     if session.request.requester_id == getattr(user, "pk", None):
         return EndReason.USER
-    if permissions.is_approver(user):
+    if permissions.may_approve(user, session.request):
         return EndReason.REVOKED
     return EndReason.ADMIN
 

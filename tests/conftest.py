@@ -205,3 +205,15 @@ def _fresh_channel_layer() -> Iterator[None]:
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+@pytest.fixture
+def use_policy(settings: Any) -> Callable[[str], Any]:
+    """Put a policy (YAML text, the EPHEMERA_POLICY_FILE format) in force for this test."""
+    from approvals.policy.schema import parse
+
+    def apply(text: str) -> Any:
+        settings.EPHEMERA_POLICY = parse(text, source="test-policy.yaml", default_approvers=settings.EPHEMERA_APPROVER_GROUP)
+        return settings.EPHEMERA_POLICY
+
+    return apply

@@ -52,7 +52,11 @@ def test_it_creates_a_pending_request_with_its_audit_event(alice: Any, nginx_pod
     event = AuditEvent.objects.get(request=req)
     assert (event.action, event.actor, event.source_ip, event.user_agent) == ("request.created", alice, "203.0.113.7", "pytest")
     assert event.data["pod"] == nginx_pod and event.data["reason"] == "502s from the checkout page"
-    assert verify_chain() == 1
+    assert event.data["rule"] == "default" and event.data["policy_sha256"] == req.policy["policy_sha256"]
+    # The first request under a policy also records the policy itself.
+    loaded = AuditEvent.objects.get(action="policy.loaded")
+    assert loaded.data["sha256"] == req.policy["policy_sha256"] and loaded.data["rules"] == ["default"]
+    assert verify_chain() == 2
 
 
 @pytest.mark.parametrize(
@@ -62,7 +66,7 @@ def test_it_creates_a_pending_request_with_its_audit_event(alice: Any, nginx_pod
         ({"namespace": "nope"}, "namespace", "does not exist"),
         ({"pod": "no-such-pod"}, "pod", "does not exist"),
         ({"container": "sidecar"}, "container", "has no container 'sidecar'"),
-        ({"image": "alpine"}, "image", "not an allowed debug image"),
+        ({"image": "alpine"}, "image", "Rule default allows only these debug images: busybox"),
         ({"profile": "root"}, "profile", "Choose a profile"),
         ({"reason": "   "}, "reason", "Say why"),
         ({"reason": "x" * 2001}, "reason", "under 2000"),
@@ -203,22 +207,26 @@ def test_two_approvals_when_policy_requires_two(alice: Any, bob: Any, carol: Any
     assert actions(req) == ["request.approval_recorded", "request.approval_recorded", "request.approved", "session.created"]
 
 
-def test_new_requests_take_approvals_required_from_settings(alice: Any, nginx_pod: str, settings: Any) -> None:
-    settings.EPHEMERA_APPROVALS_REQUIRED = 2
-    assert create(alice, nginx_pod).approvals_required == 2
+def test_new_requests_take_approvals_required_from_their_rule(alice: Any, nginx_pod: str, use_policy: Any) -> None:
+    use_policy("rules: [{name: two, approvals: 2}]")
+    req = create(alice, nginx_pod)
+    assert req.approvals_required == 2 and req.policy["rule"] == "two"
 
 
-def test_auto_approve_for_listed_namespace_and_profile(alice: Any, nginx_pod: str, settings: Any) -> None:
-    settings.EPHEMERA_AUTO_APPROVE_NAMESPACES = ["default"]
-    settings.EPHEMERA_AUTO_APPROVE_PROFILES = ["restricted"]
+def test_auto_approve_for_a_zero_approval_rule_on_namespace_and_profile(alice: Any, nginx_pod: str, use_policy: Any) -> None:
+    use_policy("""
+rules:
+  - {name: self-service, match: {namespace: [default], profile: [restricted], kind: [pod]}, approvals: 0}
+  - {name: default}
+""")
     req = create(alice, nginx_pod, profile="restricted")
     assert req.status == RequestStatus.APPROVED and req.auto_approved
     approved = AuditEvent.objects.get(request=req, action="request.approved")
-    assert approved.actor is None and approved.data["by"] == "policy"
+    assert approved.actor is None and approved.data["by"] == "policy" and approved.data["rule"] == "self-service"
     assert DebugSession.objects.filter(request=req).exists()
     # The same namespace with a more powerful profile still needs a human.
     other = create(alice, nginx_pod, profile="sysadmin")
-    assert other.status == RequestStatus.PENDING and not other.auto_approved
+    assert other.status == RequestStatus.PENDING and not other.auto_approved and other.policy["rule"] == "default"
 
 
 # --- expiry ------------------------------------------------------------------------------

@@ -107,9 +107,8 @@ def test_missing_cluster_config_hides_details(alice_client, settings, tmp_path):
 
 
 # --- the form -----------------------------------------------------------------------------
-def test_form_renders_allowlist_profiles_and_bounds(alice_client, settings):
-    settings.EPHEMERA_DEBUG_IMAGES = ["busybox", "nicolaka/netshoot"]
-    settings.EPHEMERA_MAX_DURATION_MINUTES = 90
+def test_form_renders_allowlist_profiles_and_bounds(alice_client, use_policy):
+    use_policy("{images: [busybox, nicolaka/netshoot], rules: [{name: default, max_duration_minutes: 90}]}")
     body = alice_client.get(reverse("request_new")).content.decode()
     assert '<option value="busybox" selected>busybox</option>' in body
     assert '<option value="nicolaka/netshoot">' in body

@@ -77,7 +77,10 @@ def test_bad_extension_requests_change_nothing(running: DebugSession, alice: Any
 
 
 def test_one_pending_at_a_time_and_the_total_is_capped(running: DebugSession, alice: Any, bob: Any, settings: Any) -> None:
-    settings.EPHEMERA_MAX_DURATION_MINUTES = 30
+    # The cap is the request's rule's max_duration_minutes, as recorded on the request.
+    from approvals.models import DebugRequest
+
+    DebugRequest.objects.filter(pk=running.request_id).update(policy={**running.request.policy, "max_duration_minutes": 30})
     ext = extensions.extension_request(session_id=running.pk, user=alice, minutes=20, reason="x", origin=None)
     with pytest.raises(extensions.ExtensionConflict):
         extensions.extension_request(session_id=running.pk, user=alice, minutes=5, reason="y", origin=None)

@@ -117,8 +117,14 @@ def test_a_node_request_is_checked_against_the_live_cluster(alice: Any, api_clie
     assert (data["kind"], data["node"], data["namespace"], data["pod"]) == ("node", NODE, "", "")
 
 
-def test_a_node_request_is_never_auto_approved(alice: Any, kube: Any, settings: Any) -> None:
-    settings.EPHEMERA_AUTO_APPROVE_NAMESPACES = ["", "default"]
+def test_a_node_request_is_never_auto_approved(alice: Any, kube: Any, use_policy: Any) -> None:
+    # A policy can't even say otherwise (approvals: 0 on a rule that can match a node stops
+    # start-up); the broadest auto-approval it can have still leaves node requests to a human.
+    use_policy("""
+rules:
+  - {name: self, match: {kind: [pod], profile: [baseline, restricted]}, approvals: 0}
+  - {name: default}
+""")
     req = request_services.request_create(
         requester=alice, kind="node", node=NODE, image="busybox", profile="baseline",
         reason="x", duration_minutes=5, origin=None,
@@ -135,8 +141,8 @@ def test_the_session_page_says_what_the_profile_gives_on_the_node(alice: Any, bo
     services.session_end(session_id=session.pk, actor=alice, reason=EndReason.USER)
 
 
-def test_a_failed_node_session_leaves_no_pod(alice: Any, bob: Any, kube: Any, settings: Any) -> None:
-    settings.EPHEMERA_DEBUG_IMAGES = ["busybox", "busybox-does-not-exist"]
+def test_a_failed_node_session_leaves_no_pod(alice: Any, bob: Any, kube: Any, use_policy: Any) -> None:
+    use_policy("{images: [busybox, busybox-does-not-exist], rules: [{name: default}]}")
     req = request_services.request_create(
         requester=alice, kind="node", node=NODE, image="busybox-does-not-exist", profile="general",
         reason="x", duration_minutes=5, origin=None,

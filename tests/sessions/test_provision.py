@@ -189,8 +189,8 @@ def test_it_provisions_to_running(alice: Any, bob: Any, nginx_pod: str) -> None:
     services.session_end(session_id=session.pk, actor=alice, reason=EndReason.USER)
 
 
-def test_an_image_that_cant_be_pulled_fails_clearly(alice: Any, bob: Any, nginx_pod: str, settings: Any) -> None:
-    settings.EPHEMERA_DEBUG_IMAGES = ["busybox", "busybox-does-not-exist"]
+def test_an_image_that_cant_be_pulled_fails_clearly(alice: Any, bob: Any, nginx_pod: str, use_policy: Any) -> None:
+    use_policy("{images: [busybox, busybox-does-not-exist], rules: [{name: default}]}")
     session = provision(approved_session(alice, bob, nginx_pod, image="busybox-does-not-exist"))
     assert session.status == SessionStatus.FAILED
     assert session.failure_message.startswith("image busybox-does-not-exist can't be pulled: ImagePullBackOff: "), (

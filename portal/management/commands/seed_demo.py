@@ -10,13 +10,14 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-# name -> (group or None, superuser)
-DEMO_USERS: dict[str, tuple[str | None, bool]] = {
-    "alice": (None, False),
-    "bob": ("approvers", False),
-    "carol": ("approvers", False),
-    "dave": ("auditors", False),
-    "admin": (None, True),
+# name -> (groups, superuser). "approvers"/"auditors" stand for the configured role groups;
+# payments-oncall is a group the demo policy (portal/demo_policy.yaml) names as approvers.
+DEMO_USERS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "alice": ((), False),
+    "bob": (("approvers", "payments-oncall"), False),
+    "carol": (("approvers",), False),
+    "dave": (("auditors",), False),
+    "admin": ((), True),
 }
 
 
@@ -33,18 +34,19 @@ class Command(BaseCommand):
         groups = {
             "approvers": settings.EPHEMERA_APPROVER_GROUP,
             "auditors": settings.EPHEMERA_AUDITOR_GROUP,
+            "payments-oncall": "payments-oncall",
         }
         user_model = get_user_model()
         with transaction.atomic():
             for role in groups.values():
                 Group.objects.get_or_create(name=role)
-            for name, (group, superuser) in DEMO_USERS.items():
+            for name, (member_of, superuser) in DEMO_USERS.items():
                 user, created = user_model.objects.get_or_create(username=name, defaults={"email": f"{name}@example.com"})
                 user.is_active = True
                 user.is_staff = superuser
                 user.is_superuser = superuser
                 user.set_password(demo_password(name))
                 user.save()
-                if group:
+                for group in member_of:
                     user.groups.add(Group.objects.get(name=groups[group]))
                 self.stdout.write(f"{'created' if created else 'updated'} {name}")
