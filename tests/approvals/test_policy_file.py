@@ -110,3 +110,22 @@ def test_a_bad_policy_file_stops_start_up(tmp_path: Path) -> None:
     result = start({"EPHEMERA_DEMO": "1", "EPHEMERA_POLICY_FILE": str(bad)})
     assert result.returncode != 0
     assert f"EPHEMERA_POLICY_FILE {bad}: rule a: approvals: 0 (auto-approval) can't apply" in result.stderr
+
+
+def test_the_helm_charts_policy_value_is_a_valid_policy_mounted_where_the_pods_read_it() -> None:
+    import yaml
+
+    chart = REPO / "helm" / "ephemera"
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    assert [r.name for r in _parse(values["policy"]["file"]).rules] == ["node-and-sysadmin", "sysadmin", "default"]
+    deployment = (chart / "templates" / "deployment.yaml").read_text()
+    assert "{name: EPHEMERA_POLICY_FILE, value: /etc/ephemera/policy.yaml}" in deployment
+    assert "{name: policy, mountPath: /etc/ephemera, readOnly: true}" in deployment
+    assert "checksum/policy: {{ $.Values.policy.file | sha256sum }}" in deployment  # a policy change rolls the pods
+    configmap = (chart / "templates" / "policy-configmap.yaml").read_text()
+    assert "policy.yaml: |" in configmap and ".Values.policy.file" in configmap
+    # None of the removed settings is still passed to the pods.
+    helpers = (chart / "templates" / "_helpers.tpl").read_text()
+    for removed in ("EPHEMERA_DEBUG_IMAGES", "EPHEMERA_MAX_DURATION_MINUTES", "EPHEMERA_APPROVALS_REQUIRED",
+                    "EPHEMERA_AUTO_APPROVE"):
+        assert removed not in helpers + deployment

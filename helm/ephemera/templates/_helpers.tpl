@@ -16,15 +16,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - {name: ALLOWED_HOSTS, value: {{ .Values.allowedHosts | quote }}}
 - {name: CSRF_TRUSTED_ORIGINS, value: {{ .Values.csrfTrustedOrigins | quote }}}
 - {name: EPHEMERA_BEHIND_TLS_PROXY, value: {{ ternary "1" "0" .Values.behindTlsProxy | quote }}}
-- {name: EPHEMERA_DEBUG_IMAGES, value: {{ join "," .Values.policy.debugImages | quote }}}
-- {name: EPHEMERA_MAX_DURATION_MINUTES, value: {{ .Values.policy.maxDurationMinutes | quote }}}
 - {name: EPHEMERA_DEFAULT_DURATION_MINUTES, value: {{ .Values.policy.defaultDurationMinutes | quote }}}
 - {name: EPHEMERA_REQUEST_TTL_MINUTES, value: {{ .Values.policy.requestTtlMinutes | quote }}}
-- {name: EPHEMERA_APPROVALS_REQUIRED, value: {{ .Values.policy.approvalsRequired | quote }}}
-- {name: EPHEMERA_AUTO_APPROVE_NAMESPACES, value: {{ join "," .Values.policy.autoApproveNamespaces | quote }}}
-- {name: EPHEMERA_AUTO_APPROVE_PROFILES, value: {{ join "," .Values.policy.autoApproveProfiles | quote }}}
 - {name: EPHEMERA_APPROVER_GROUP, value: {{ .Values.policy.approverGroup | quote }}}
 - {name: EPHEMERA_AUDITOR_GROUP, value: {{ .Values.policy.auditorGroup | quote }}}
 - {name: EPHEMERA_NODE_DEBUG_NAMESPACE, value: {{ .Values.nodeDebugNamespace | quote }}}
 - {name: EPHEMERA_INSTANCE, value: {{ .Values.instance | default .Release.Name | quote }}}
+{{- end -}}
+{{- define "ephemera.policyVolume" -}}
+{name: policy, configMap: {name: {{ include "ephemera.fullname" . }}-policy}}
 {{- end -}}
