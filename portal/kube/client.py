@@ -189,9 +189,13 @@ class KubeClient:
         return list(raw.get("items") or [])
 
     # --- node-debugger pods --------------------------------------------------------
-    def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    def create_pod(self, namespace: str, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Create the pod; with `dry_run` (dryRun=All) the apiserver runs every check, admission
+        included, and answers the pod it would store, but stores and starts nothing."""
         name = (body.get("metadata") or {}).get("name", "")
-        return self._json(f"creating pod {namespace}/{name}", self.core.create_namespaced_pod, namespace, body)
+        doing = f"creating pod {namespace}/{name}" + (" (dry run)" if dry_run else "")
+        extra: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
+        return self._json(doing, self.core.create_namespaced_pod, namespace, body, **extra)
 
     def delete_pod(self, namespace: str, pod: str, *, uid: str = "") -> bool:
         """Delete now (no grace: a debug shell has nothing to flush); False if it was already gone.
@@ -214,14 +218,22 @@ class KubeClient:
 
     # --- ephemeral containers ------------------------------------------------------
     def add_ephemeral_container(
-        self, namespace: str, pod: str, container: dict[str, Any], existing_ephemeral: list[str] | None = None
+        self,
+        namespace: str,
+        pod: str,
+        container: dict[str, Any],
+        existing_ephemeral: list[str] | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         """PATCH pods/ephemeralcontainers with only the new container, as kubectl does.
 
         `existing_ephemeral`: the pod's ephemeral container names as read before (kubectl's
-        patch lists them in `$setElementOrder`).
+        patch lists them in `$setElementOrder`). `dry_run` (dryRun=All): the same patch, judged
+        by validation and admission, answered as the pod would be; nothing is added or started.
         """
-        doing = f"adding debug container {container.get('name')} to pod {namespace}/{pod}"
+        doing = f"adding debug container {container.get('name')} to pod {namespace}/{pod}" + (" (dry run)" if dry_run else "")
+        extra: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
         try:
             return self._json(
                 doing,
@@ -230,6 +242,7 @@ class KubeClient:
                 namespace,
                 ephemeral_patch(container, existing_ephemeral or []),
                 _content_type=STRATEGIC_MERGE,
+                **extra,
             )
         except KubeNotFound as exc:
             raise KubeNotFound(f"pod {namespace}/{pod} no longer exists", status=404) from exc
