@@ -7,18 +7,31 @@ characters no database stores (NUL, lone surrogates) is refused here too, for ev
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from approvals import policy
 from approvals.choices import Profile, RequestKind
 from approvals.policy.schema import DEFAULT_MAX_DURATION_MINUTES, Rule
-from portal.kube import KubeError, get_client
+from portal.kube import KubeError, PodInfo, get_client
 from portal.kube.config import KubeConfigError
+from portal.kube.preflight import PreflightInconclusive, preflight_ephemeral, preflight_node_pod
+from portal.kube.specs import (
+    ephemeral_container,
+    node_debugger_pod,
+    node_pod_name,
+    random_container_name,
+    session_labels,
+    time_limited_command,
+)
 from portal.validators import forbidden_character_errors
+
+logger = logging.getLogger(__name__)
 
 REASON_MAX_LENGTH = 2000
 TICKET_MAX_LENGTH = 200
@@ -157,10 +170,16 @@ def validate_request(
     duration = 0 if "duration_minutes" in forbidden else _duration(duration_minutes, errors, maximum, rule.name if rule else "")
 
     target_ok = kind == RequestKind.POD and not ({"namespace", "pod", "container", "node"} & errors.keys())
+    found: PodInfo | None = None
     if target_ok:
-        _check_cluster(namespace, pod, container, add)
+        found = _check_cluster(namespace, pod, container, add)
     if kind == RequestKind.NODE and "node" not in errors:
         _check_node(node, add)
+    if not errors:
+        # Last: would the cluster take the exact object we'd send? (Pod Security, static pods,
+        # admission webhooks.) Refused now rather than approved and then failing to provision.
+        _preflight(kind=kind, namespace=namespace, pod=found, container=container, node=node, image=image,
+                   profile=profile, add=add)
     if errors:
         raise ValidationError(errors)
     return CleanRequest(
@@ -178,27 +197,64 @@ def validate_request(
     )
 
 
-def _check_cluster(namespace: str, pod: str, container: str, add: Any) -> None:
+def _check_cluster(namespace: str, pod: str, container: str, add: Any) -> PodInfo | None:
     try:
         client = get_client()
         if namespace not in client.list_namespaces():
             add("namespace", f"Namespace {namespace!r} does not exist in the cluster.")
-            return
+            return None
         pods = {p.name: p for p in client.list_pods(namespace)}
+    except KubeError as exc:
+        add(NON_FIELD_ERRORS, f"The cluster can't be checked right now: {exc.message}")
+        return None
+    except KubeConfigError:
+        # The details (paths, kubeconfig contents) belong in the server log, not in a response.
+        add(NON_FIELD_ERRORS, "The cluster can't be checked right now: the portal's cluster connection is not configured.")
+        return None
+    found = pods.get(pod)
+    if found is None:
+        add("pod", f"Pod {namespace}/{pod} does not exist.")
+        return None
+    if container not in found.container_names:
+        names = ", ".join(found.container_names) or "none"
+        add("container", f"Pod {namespace}/{pod} has no container {container!r} (its containers: {names}).")
+        return None
+    return found
+
+
+# The dry run sends what the provisioner would (its name, env marker and time limit are the
+# session's then; stand-ins of the same shape here: admission doesn't look at their values).
+_PREFLIGHT_SESSION = "00000000-0000-0000-0000-000000000000"
+_PREFLIGHT_SECONDS = 3600
+
+
+def _preflight(*, kind: str, namespace: str, pod: PodInfo | None, container: str, node: str, image: str, profile: str,
+               add: Any) -> None:
+    command = time_limited_command(image, _PREFLIGHT_SECONDS)
+    try:
+        if kind == RequestKind.NODE:
+            body = node_debugger_pod(name=node_pod_name(node), node=node, image=image, profile=profile,
+                                     session_id=_PREFLIGHT_SESSION, command=command, labels=session_labels(_PREFLIGHT_SESSION))
+            refusal = preflight_node_pod(settings.EPHEMERA_NODE_DEBUG_NAMESPACE, body)
+        elif pod is not None:
+            spec = ephemeral_container(name=random_container_name(pod.all_container_names), image=image,
+                                       target_container=container, profile=profile, session_id=_PREFLIGHT_SESSION,
+                                       command=command)
+            refusal = preflight_ephemeral(namespace, pod.name, spec, pod.ephemeral_container_names)
+        else:
+            return
+    except PreflightInconclusive as exc:
+        # A webhook that can't dry-run would refuse every request: let the approvers decide.
+        logger.warning("pre-flight inconclusive, not refusing: %s", exc.message)
+        return
     except KubeError as exc:
         add(NON_FIELD_ERRORS, f"The cluster can't be checked right now: {exc.message}")
         return
     except KubeConfigError:
-        # The details (paths, kubeconfig contents) belong in the server log, not in a response.
         add(NON_FIELD_ERRORS, "The cluster can't be checked right now: the portal's cluster connection is not configured.")
         return
-    found = pods.get(pod)
-    if found is None:
-        add("pod", f"Pod {namespace}/{pod} does not exist.")
-        return
-    if container not in found.container_names:
-        names = ", ".join(found.container_names) or "none"
-        add("container", f"Pod {namespace}/{pod} has no container {container!r} (its containers: {names}).")
+    if refusal:
+        add("profile" if "Pod Security" in refusal else NON_FIELD_ERRORS, refusal)
 
 
 def _check_node(node: str, add: Any) -> None:

@@ -238,3 +238,28 @@ def test_extensions_follow_the_rules_approvers(alice: Any, bob: Any, carol: Any,
         extensions.extension_approve(extension_id=ext.pk, approver=bob, origin=None)
     assert extensions.extension_approve(extension_id=ext.pk, approver=oncall, origin=None).status == "approved"
     assert RequestStatus.APPROVED == DebugRequest.objects.get(pk=req.pk).status
+
+
+# --- pre-flight: what the cluster would refuse is refused before anyone approves ----------
+
+
+def test_a_request_the_cluster_would_refuse_is_a_400_and_nothing_runs(alice: Any, fresh_kube: Any, api_client_for: Any,
+                                                                      use_policy: Any) -> None:
+    use_policy("rules: [{name: default}]")
+    labelled = fresh_kube.kubectl("label", "namespace", "payments", "pod-security.kubernetes.io/enforce=baseline")
+    assert labelled.returncode == 0, labelled.stderr
+    body = {"namespace": "payments", "pod": "payments-api-5f7b9c6d4-q8wzt", "container": "api", "image": "busybox",
+            "profile": "sysadmin", "reason": "checking the api", "duration_minutes": 10}
+    client = api_client_for(alice)
+    for path in ("/api/v1/requests/preview", "/api/v1/requests"):
+        resp = client.post(path, body, format="json")
+        assert resp.status_code == 400, (path, resp.content)
+        assert resp.json()["profile"] == [
+            "namespace payments enforces Pod Security baseline: profile sysadmin is not allowed; try baseline"]
+    assert not DebugRequest.objects.exists()
+    # The dry run left nothing behind: the pod has no ephemeral container.
+    pod = fresh_kube.kubectl("get", "pod", "-n", "payments", body["pod"], "-o", "jsonpath={.spec.ephemeralContainers}")
+    assert pod.returncode == 0 and pod.stdout.strip() == ""
+    # The profile the cluster allows goes through.
+    ok = client.post("/api/v1/requests", {**body, "profile": "baseline"}, format="json")
+    assert ok.status_code == 201, ok.content
