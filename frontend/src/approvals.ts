@@ -1,6 +1,7 @@
 // The approvals queue, live: a websocket tells us a request changed, and we re-fetch the
 // server-rendered pending list (so who may decide what stays decided on the server).
 
+import { clearFlash } from "./shared/flash";
 import { BACKGROUND_HEADERS } from "./shared/http";
 
 const list = document.getElementById("pending-list") as HTMLElement | null;
@@ -19,6 +20,14 @@ function typedComments(root: HTMLElement): Map<string, string> {
     if (t.value) kept.set(t.id, t.value);
   });
   return kept;
+}
+
+// What the queue shows, as one comparable string: its requests and extensions, in order.
+function shownItems(root: HTMLElement): string {
+  return Array.from(
+    root.querySelectorAll<HTMLElement>("[data-request-id], [data-extension-id]"),
+    (el) => el.dataset.requestId ?? `ext:${el.dataset.extensionId}`,
+  ).join(",");
 }
 
 let refreshing: Promise<void> | null = null;
@@ -43,6 +52,7 @@ async function refresh(root: HTMLElement): Promise<void> {
       }
       const html = await res.text();
       const before = new Set(Array.from(root.querySelectorAll<HTMLElement>("[data-request-id]"), (el) => el.dataset.requestId));
+      const shownBefore = shownItems(root);
       const kept = typedComments(root);
       const focused = document.activeElement?.id ?? "";
       root.innerHTML = html;
@@ -54,6 +64,9 @@ async function refresh(root: HTMLElement): Promise<void> {
       root.querySelectorAll<HTMLElement>("[data-request-id]").forEach((el) => {
         if (!before.has(el.dataset.requestId)) el.classList.add("is-new");
       });
+      // The queue moved on since the page was drawn: its flash message ("You approved the
+      // request of alice.") is about an older state and would sit above newer items.
+      if (shownItems(root) !== shownBefore) clearFlash();
       root.dispatchEvent(new CustomEvent("ephemera:fragment", { bubbles: true }));
     } while (again);
   })().finally(() => {
