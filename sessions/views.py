@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -37,7 +39,24 @@ def _refused(request: HttpRequest, **fields: str) -> bool:
     return bool(problems)
 
 
-def _status(session: DebugSession) -> dict:
+def _extensions(session: DebugSession) -> list[SessionExtension]:
+    return list(session.extensions.select_related("decided_by").all()[:20])
+
+
+def _extension_json(ext: SessionExtension) -> dict[str, Any]:
+    return {
+        "id": str(ext.pk),
+        "minutes": ext.minutes,
+        "status": ext.status,
+        "status_display": ext.get_status_display(),
+        "decided_by": ext.decided_by.get_username() if ext.decided_by else "",
+        "comment": ext.comment,
+        "reason": ext.reason,
+    }
+
+
+def _status(session: DebugSession, extensions: list[SessionExtension]) -> dict[str, Any]:
+    """What the open session page follows (frontend/src/session/): the same facts it renders."""
     return {
         "id": str(session.id),
         "status": session.status,
@@ -48,6 +67,10 @@ def _status(session: DebugSession) -> dict:
         "end_message": services.end_message(session) if session.status not in LIVE_STATUSES else "",
         "expires_at": session.expires_at.isoformat() if session.expires_at else None,
         "ended_at": session.ended_at.isoformat() if session.ended_at else None,
+        # Until the cluster confirms the shell is gone, the page keeps showing the stop's progress.
+        "cluster_clean": session.cluster_clean_at is not None,
+        # An approver's decision on an extension reaches the requester's open page by this.
+        "extensions": [_extension_json(ext) for ext in extensions],
     }
 
 
@@ -56,6 +79,7 @@ def _status(session: DebugSession) -> dict:
 def session_detail(request: HttpRequest, session_id) -> HttpResponse:  # type: ignore[no-untyped-def]
     session = _session_for(request.user, session_id)
     is_requester = session.request.requester_id == request.user.pk
+    extensions = _extensions(session)
     return render(
         request,
         "sessions/detail.html",
@@ -65,14 +89,12 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:  # type: i
             "is_requester": is_requester,
             "can_use_terminal": can_use_terminal(request.user, session),
             # Approvers and admins may end someone else's live session, with a reason.
-            "can_revoke": not is_requester
-            and session.status in LIVE_STATUSES
-            and can_end_session(request.user, session),
+            "can_revoke": not is_requester and session.status in LIVE_STATUSES and can_end_session(request.user, session),
             "end_message": services.end_message(session) if session.status not in LIVE_STATUSES else "",
             "node_profile_help": NODE_PROFILE_HELP.get(session.request.profile, "") if session.request.kind == "node" else "",
-            "status_json": _status(session),
+            "status_json": _status(session, extensions),
             "can_extend": is_requester and session.status == "running",
-            "extensions": session.extensions.select_related("decided_by").all()[:20],
+            "extensions": extensions,
             # Timeline, replay, commands, reviews: by role (sessions.review).
             **review_context(request.user, session),
         },
@@ -83,7 +105,7 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:  # type: i
 @require_GET
 def session_status(request: HttpRequest, session_id) -> JsonResponse:  # type: ignore[no-untyped-def]
     session = _session_for(request.user, session_id)
-    return JsonResponse(_status(session))
+    return JsonResponse(_status(session, _extensions(session)))
 
 
 @login_required

@@ -52,10 +52,20 @@ def approved_session(
     alice: tuple[BrowserContext, Page], bob: tuple[BrowserContext, Page], base: str, *, reason: str, minutes: int = 15
 ) -> str:
     """alice asks for a shell on the nginx pod, bob approves; the session's id once it exists."""
-    req = api(alice, base, "/api/v1/requests", {
-        "namespace": "default", "pod": nginx_pod(alice[1], base), "container": "distroless-nginx-ctr",
-        "image": "busybox", "profile": "general", "reason": reason, "duration_minutes": minutes,
-    })
+    req = api(
+        alice,
+        base,
+        "/api/v1/requests",
+        {
+            "namespace": "default",
+            "pod": nginx_pod(alice[1], base),
+            "container": "distroless-nginx-ctr",
+            "image": "busybox",
+            "profile": "general",
+            "reason": reason,
+            "duration_minutes": minutes,
+        },
+    )
     api(bob, base, f"/api/v1/requests/{req['id']}/approve", {"comment": "fine"})
     page = alice[1]
     for _ in range(150):
@@ -91,10 +101,13 @@ def reap_until(portal_env: dict[str, str], page: Page, base: str, session_id: st
     while time.monotonic() < deadline:
         subprocess.run(
             [sys.executable, "manage.py", "run_reaper", "--once"],
-            cwd=REPO, env=portal_env, check=True, capture_output=True, timeout=60,
+            cwd=REPO,
+            env=portal_env,
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
         if page.request.get(f"{base}/sessions/{session_id}/status.json").json()["status"] == status:
             return
         time.sleep(0.5)
     raise AssertionError(f"the reaper did not make session {session_id} {status} within {timeout}s")
-

@@ -50,9 +50,7 @@ def test_a_node_request_goes_from_the_form_to_a_terminal_on_the_node(browser: An
 
 
 def _kubectl(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(_KUBECTL), "--kubeconfig", env["KUBECONFIG"], *args], capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([str(_KUBECTL), "--kubeconfig", env["KUBECONFIG"], *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -88,6 +86,17 @@ def test_a_form_sent_back_with_an_error_keeps_the_submitted_pod(
             expect(alice.get_by_label("Namespace", exact=True)).to_have_value("default")
     finally:
         subprocess.run(
-            [str(_KUBECTL), "--kubeconfig", portal_env["KUBECONFIG"], "-n", "default", "delete", "pod", pod, "--ignore-not-found"],
-            capture_output=True, timeout=60,
+            [
+                str(_KUBECTL),
+                "--kubeconfig",
+                portal_env["KUBECONFIG"],
+                "-n",
+                "default",
+                "delete",
+                "pod",
+                pod,
+                "--ignore-not-found",
+            ],
+            capture_output=True,
+            timeout=60,
         )
