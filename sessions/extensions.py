@@ -131,7 +131,7 @@ def _decide(
         session = lock_session(session_id)
         ext = SessionExtension.objects.select_for_update().get(pk=extension_id)
         if not permissions.may_approve(approver, session.request):
-            raise PermissionDenied("Only the approvers of this session's request can decide its extensions.")
+            raise PermissionDenied("Only the approvers of the request behind this session can decide its extensions.")
         if session.request.requester_id == approver.pk:
             raise PermissionDenied("You can't decide on your own session's extension.")
         if ext.status != ExtensionStatus.PENDING:

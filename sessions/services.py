@@ -348,7 +348,7 @@ def session_connected(*, session_id: uuid.UUID | str, user: Any, origin: AuditOr
         if not permissions.can_use_terminal(user, session):
             raise PermissionDenied("This terminal is not available to you.")
         record_event(action="session.connected", actor=user, request=session.request, session=session, origin=origin)
-        if session.clock_started_at is None:
+        if session.clock_started_at is None and clock_of(session.request) == "first_connect":
             # `clock: first_connect`: the session's time starts now, with the full duration.
             now = timezone.now()
             session.clock_started_at = now

@@ -46,8 +46,8 @@ def _decide(user: Any, ext: SessionExtension, **post: str) -> tuple[Any, Any]:
 @pytest.mark.parametrize(
     ("who", "message"),
     [
-        ("alice", "Only approvers can decide extensions."),  # the requester herself
-        ("dave", "Only approvers can decide extensions."),  # an auditor sees the session, decides nothing
+        ("alice", "Only the approvers of the request behind this session can decide its extensions."),  # the requester herself
+        ("dave", "Only the approvers of the request behind this session can decide its extensions."),  # an auditor sees the session, decides nothing
     ],
 )
 def test_a_non_approver_sees_why_on_the_session_page(who: str, message: str, people: Any,
@@ -68,7 +68,7 @@ def test_an_approver_moved_to_auditors_sees_why(bob: Any, settings: Any, pending
     bob.groups.add(Group.objects.get_or_create(name=settings.EPHEMERA_AUDITOR_GROUP)[0])
     first, page = _decide(bob, pending_extension)
     assert first["Location"] == reverse("session_detail", args=[pending_extension.session_id])
-    assert page.status_code == 200 and "Only approvers can decide extensions." in page.content.decode()
+    assert page.status_code == 200 and "Only the approvers of the request behind this session can decide its extensions." in page.content.decode()
 
 
 def test_a_bad_comment_from_a_non_approver_is_shown_too(alice: Any, pending_extension: SessionExtension) -> None:
@@ -80,7 +80,7 @@ def test_a_bad_comment_from_a_non_approver_is_shown_too(alice: Any, pending_exte
 def test_an_admin_who_is_no_approver_stays_on_the_queue(admin_user: Any, pending_extension: SessionExtension) -> None:
     first, page = _decide(admin_user, pending_extension)
     assert first["Location"] == reverse("approvals")
-    assert page.status_code == 200 and "Only approvers can decide extensions." in page.content.decode()
+    assert page.status_code == 200 and "Only the approvers of the request behind this session can decide its extensions." in page.content.decode()
 
 
 def test_an_approver_goes_back_to_the_queue(bob: Any, pending_extension: SessionExtension) -> None:

@@ -151,15 +151,21 @@ def test_approving_over_the_api_provisions_in_the_background(kube: Any, api_clie
     assert status == "running"
     ended = api_client_for(alice).post(f"/api/v1/sessions/{session_id}/end")
     assert ended.status_code == 200 and ended.json()["status"] == "ended"
+    # The end answered at once; the cluster side is confirmed in the background.
+    from sessions import cluster_stop
+
+    assert cluster_stop.join_background(30)
     actions = list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
     assert actions == [
         "user.group_added",  # bob made an approver above: a role change, audited (portal.role_audit)
+        "policy.loaded",  # the first request under this policy records it
         "request.created",
         "request.approval_recorded",
         "request.approved",
         "session.created",
         "session.provisioned",
         "session.ended",
+        "session.cluster_clean",  # the debug container's status said terminated
     ]
     verify_chain()
 
