@@ -36,6 +36,15 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
     stream: ChannelStream | None = None
     pump: Pump | None = None
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Keystrokes, ACKs and resizes never touch the database: skip the hop Channels makes
+        # before every message (aclose_old_connections, on its one shared database thread), so
+        # typing never queues behind other work there. Everything else goes the usual way.
+        if message.get("type") == "websocket.receive":
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
     async def connect(self) -> None:
         self.session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
         self.user = self.scope.get("user")

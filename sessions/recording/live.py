@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import close_old_connections
 
 from sessions.bridge import registry
 from sessions.recording.recorder import Recorder
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FLUSH_SECONDS = 0.5
 WATCH_SECONDS = 0.1
@@ -91,6 +95,22 @@ def install() -> None:
             hooks.append(hook)  # type: ignore[arg-type]
 
 
+# The recording's own writer thread. Not Channels' shared database thread: every websocket
+# message of every consumer first runs a hop on that one (aclose_old_connections), so
+# keystrokes and ACKs queued behind recording writes and typing lagged by seconds while other
+# sessions streamed. One thread: writes of all sessions serialize here, each session's in order.
+_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording-writer")
+
+
+def _in_writer(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
+    close_old_connections()  # a connection the database dropped since the last write is replaced
+    return fn(**kwargs)
+
+
+async def _write(fn: Callable[..., T], **kwargs: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_writer, _in_writer, fn, kwargs)
+
+
 async def flush(session_id: str) -> None:
     """Write what the session's recorder holds now (one flush at a time per session)."""
     rec = _recorders.get(session_id)
@@ -104,7 +124,7 @@ async def flush(session_id: str) -> None:
             rec.written()
             return
         try:
-            await database_sync_to_async(recording_append)(session_id=session_id, batch=batch, records_input=rec.record_input)
+            await _write(recording_append, session_id=session_id, batch=batch, records_input=rec.record_input)
         except Exception:
             rec.put_back(batch)
             raise

@@ -161,3 +161,27 @@ async def test_a_reconnect_to_a_process_without_the_screen_restores_it_from_the_
         assert b"kept-4" in await again.run("echo $EPH_MARK", "get")
     finally:
         await again.close()
+
+
+async def test_typing_never_waits_on_the_shared_database_thread(term_session, term_users):
+    """Channels runs every consumer's database work on one shared thread and made every incoming
+    message hop through it first; keystrokes queued behind recording writes and other sessions'
+    queries (typing lagged by seconds while others streamed). Keep that thread busy for 3 s:
+    a keystroke must still echo at once."""
+    from channels.db import database_sync_to_async
+
+    term, _ = await open_term(term_session, user=term_users.alice)
+    try:
+        await _ready(term)
+        busy = asyncio.create_task(database_sync_to_async(time.sleep)(3))
+        await asyncio.sleep(0.1)  # the shared thread is asleep now
+        start = len(term.out)
+        started = time.monotonic()
+        await term.type("echo quick-$((6*7))\r")
+        await term.expect_output(b"quick-42", timeout=10, start=start)
+        took = time.monotonic() - started
+        assert not busy.done(), "the database thread should still be busy"
+        assert took < 1.0, f"the echo took {took:.2f}s: input waited on the database thread"
+        await busy
+    finally:
+        await term.close()
