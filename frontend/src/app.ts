@@ -20,10 +20,14 @@ document.addEventListener("ephemera:fragment", (ev) => localizeTimes(ev.target a
 
 // A request page that can still change (pending, or its session provisioning) follows it
 // through the JSON API and reloads when it moves on, so the page is always server-rendered.
+const NO_SESSION = "00000000-0000-0000-0000-000000000000";
+
 function watchRequest(): void {
   const watch = document.getElementById("request-watch");
   if (!watch?.dataset.apiUrl) return;
   const seen = `${watch.dataset.status}|${watch.dataset.sessionStatus ?? ""}|${watch.dataset.decisions ?? "0"}`;
+  // Only on the requester's own page (request_detail.html): the session page's URL, by pattern.
+  const sessionUrl = watch.dataset.sessionUrl ?? "";
   let delay = 2000;
   const poll = async (): Promise<void> => {
     try {
@@ -32,8 +36,17 @@ function watchRequest(): void {
         headers: { Accept: "application/json", ...BACKGROUND_HEADERS },
       });
       if (res.ok) {
-        const body = (await res.json()) as { status: string; session: { status: string } | null; decisions: unknown[] };
+        const body = (await res.json()) as {
+          status: string;
+          session: { id: string; status: string } | null;
+          decisions: unknown[];
+        };
         const now = `${body.status}|${body.session?.status ?? ""}|${body.decisions.length}`;
+        // The requester waits for a shell: once it runs, straight to the terminal.
+        if (sessionUrl && body.session?.status === "running" && body.session.id) {
+          window.location.assign(sessionUrl.replace(NO_SESSION, encodeURIComponent(body.session.id)));
+          return;
+        }
         if (now !== seen) {
           window.location.reload();
           return;

@@ -41,7 +41,8 @@ def test_a_node_request_goes_from_the_form_to_a_terminal_on_the_node(browser: An
         bob.get_by_label(re.compile("^Comment")).fill("ok, look at the kubelet")
         bob.get_by_role("button", name="Approve").click()
 
-        alice.get_by_role("link", name="Open the session").click(timeout=20000)
+        # Her request page takes her to the terminal once the node-debugger pod runs.
+        expect(alice).to_have_url(re.compile(r"/sessions/[0-9a-f-]{36}/$"), timeout=40000)
         expect(alice.locator("#session-status")).to_have_attribute("data-status", "running", timeout=40000)
         expect(alice.locator("#node-profile-help")).to_be_visible()
         wait_for_prompt(alice)
