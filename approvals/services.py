@@ -25,6 +25,8 @@ from portal import permissions
 from portal.audit import AuditOrigin, record_event
 from portal.events import APPROVALS_GROUP, publish_on_commit
 from portal.models import AuditEvent
+from portal.notifications import outbox
+from portal.notifications.constants import Event
 
 COMMENT_MAX_LENGTH = 2000
 
@@ -64,6 +66,7 @@ def _approve_now(req: DebugRequest, *, actor: Any, origin: AuditOrigin | None, d
     req.decided_at = timezone.now()
     req.save(update_fields=["status", "decided_at", "auto_approved"])
     record_event(action="request.approved", actor=actor, request=req, origin=origin, data=data)
+    outbox.enqueue(Event.REQUEST_APPROVED, request=req, actor=actor, detail=data)
     session_create_for_request(request=req, origin=origin)
 
 
@@ -97,6 +100,7 @@ def _create(*, requester: Any, clean: Any, origin: AuditOrigin | None) -> DebugR
         data={**_target_data(req), "reason": req.reason, "ticket": req.ticket, "rule": rule.name,
               "policy_sha256": current.sha256, "approvals_required": rule.approvals},
     )
+    outbox.enqueue(Event.REQUEST_CREATED, request=req, actor=requester)
     if rule.approvals == 0:
         req.auto_approved = True
         _approve_now(req, actor=None, origin=origin, data={"by": "policy", "rule": rule.name, "policy_sha256": current.sha256})
@@ -201,6 +205,7 @@ def _expire(req: DebugRequest) -> None:
     req.decided_at = timezone.now()
     req.save(update_fields=["status", "decided_at"])
     record_event(action="request.expired", actor=None, request=req, data={"expired_at": req.expires_at.isoformat()})
+    outbox.enqueue(Event.REQUEST_EXPIRED, request=req)
     _publish(req)
 
 
@@ -288,6 +293,7 @@ def request_deny(*, request_id: uuid.UUID | str, approver: Any, comment: str, or
         req.decided_at = timezone.now()
         req.save(update_fields=["status", "decided_at"])
         record_event(action="request.denied", actor=approver, request=req, origin=origin, data={"comment": comment})
+        outbox.enqueue(Event.REQUEST_DENIED, request=req, actor=approver, detail={"comment": comment})
         _publish(req)
         return req
 

@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from portal.models import ApiToken, AuditEvent
+from portal.notifications import admin as _notifications_admin  # noqa: F401  (registers the outbox's pages)
 
 
 @admin.register(AuditEvent)

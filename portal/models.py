@@ -80,3 +80,7 @@ class LoginThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}: {self.failures} failures until {self.resets_at:%H:%M:%S}"
+
+
+# The notification outbox lives in its own package but belongs to this app (label portal).
+from portal.notifications.models import Notification, NotificationPreference  # noqa: E402,F401

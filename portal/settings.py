@@ -17,6 +17,7 @@ import dj_database_url
 from approvals.policy.schema import PolicyError
 from approvals.policy.schema import load as load_policy
 from portal.env import SettingError, env, envbool, envint, envlist
+from portal.notifications import config as notify_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env("EPHEMERA_VAR_DIR", str(BASE_DIR / "var")))
@@ -270,6 +271,20 @@ EPHEMERA_WS_ALLOWED_ORIGINS = envlist("EPHEMERA_WS_ALLOWED_ORIGINS", [])
 # Session recordings always hold output and resizes; typed input (and the commands derived
 # from it) too unless this is off, e.g. where people type secrets into debug shells.
 EPHEMERA_RECORD_INPUT = envbool("EPHEMERA_RECORD_INPUT", True)
+
+# --- Notifications (portal/notifications/, docs/notifications.md) ---------------------
+# Every channel is optional; each message links to the portal, so any channel needs the
+# portal's address. The URLs and the secret may be given as NAME_FILE and are never logged.
+EPHEMERA_BASE_URL = notify_config.base_url(env("EPHEMERA_BASE_URL"))
+EPHEMERA_NOTIFY_WEBHOOK_URL = notify_config.http_url("EPHEMERA_NOTIFY_WEBHOOK_URL", env("EPHEMERA_NOTIFY_WEBHOOK_URL"))
+EPHEMERA_NOTIFY_WEBHOOK_SECRET = env("EPHEMERA_NOTIFY_WEBHOOK_SECRET")
+EPHEMERA_SLACK_WEBHOOK_URL = notify_config.http_url("EPHEMERA_SLACK_WEBHOOK_URL", env("EPHEMERA_SLACK_WEBHOOK_URL"))
+EPHEMERA_EMAIL = notify_config.smtp_server(env("EMAIL_URL"))
+EPHEMERA_EMAIL_FROM = env("EPHEMERA_EMAIL_FROM")
+notify_config.check(base=EPHEMERA_BASE_URL, webhook_url=EPHEMERA_NOTIFY_WEBHOOK_URL, webhook_secret=EPHEMERA_NOTIFY_WEBHOOK_SECRET,
+                    slack_url=EPHEMERA_SLACK_WEBHOOK_URL, smtp=EPHEMERA_EMAIL, email_from=EPHEMERA_EMAIL_FROM)
+# The longest one delivery attempt may take (connect, send, answer), enforced as a deadline.
+EPHEMERA_NOTIFY_TIMEOUT_SECONDS = envint("EPHEMERA_NOTIFY_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
 
 LOGGING = {
     "version": 1,

@@ -6,11 +6,13 @@ from django.urls import include, path
 
 from portal.auth_views import ThrottledLoginView
 from portal.health import healthz
+from portal.notifications.views import profile
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("profile/", profile, name="profile"),
     # Before admin.site.urls: the admin's own login view would be a second, unthrottled way in.
     path("admin/login/", ThrottledLoginView.as_view()),
     path("admin/", admin.site.urls),

@@ -21,6 +21,8 @@ from django.utils import timezone
 from portal import permissions
 from portal.audit import AuditOrigin, record_event
 from portal.events import APPROVALS_GROUP, publish_on_commit, session_group
+from portal.notifications import outbox
+from portal.notifications.constants import Event
 from sessions.choices import EXTENSION_MOVES, ExtensionStatus, SessionStatus
 from sessions.models import DebugSession, SessionExtension, lock_session
 from sessions.services import max_duration_minutes
@@ -111,6 +113,7 @@ def extension_request(
             origin=origin,
             data={"extension": str(ext.pk), "minutes": clean, "reason": reason},
         )
+        outbox.enqueue(Event.EXTENSION_REQUESTED, session=session, extension=ext, actor=user)
         _publish(ext, session)
         return ext
 
@@ -163,6 +166,7 @@ def _decide(
         else:
             record_event(action="session.extension_denied", actor=approver, request=session.request, session=session,
                          origin=origin, data=data)
+        outbox.enqueue(Event.EXTENSION_DECIDED, session=session, extension=ext, actor=approver, detail={"comment": comment})
         _publish(ext, session)
         return ext
 

@@ -30,6 +30,8 @@ from django.utils import timezone
 from portal.audit import record_event
 from portal.kube.client import get_client
 from portal.kube.specs import INSTANCE_LABEL, KUBECTL_MANAGED_BY, MANAGED_BY, MANAGED_BY_LABEL
+from portal.notifications import outbox
+from portal.notifications.constants import Event
 from sessions.choices import SessionStatus
 from sessions.models import DebugSession, Finding
 
@@ -184,6 +186,7 @@ def _record(item: dict[str, Any], now: datetime) -> bool:
                 data={"key": finding.key, "kind": finding.kind, "namespace": finding.namespace, "pod": finding.pod,
                       "container": item["container"], **finding.detail},
             )
+            outbox.enqueue(Event.OVERSIGHT_FINDING, session=session, finding=payload(finding))
             return True
     except IntegrityError:  # another reaper recorded it first
         return False

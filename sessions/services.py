@@ -42,6 +42,8 @@ from portal.kube.specs import (
     session_labels,
     time_limited_command,
 )
+from portal.notifications import outbox
+from portal.notifications.constants import Event
 from sessions import cluster_stop
 from sessions.choices import LIVE_STATUSES, SESSION_MOVES, EndReason, SessionStatus
 from sessions.models import DebugSession, lock_session
@@ -174,6 +176,8 @@ def _fail(session_id: uuid.UUID | str, message: str) -> None:
         session.ended_at = timezone.now()
         session.save(update_fields=["status", "failure_message", "progress", "ended_at"])
         record_event(action="session.failed", actor=None, request=session.request, session=session, data={"message": message})
+        # A failure ends the session too: the requester hears why (session.ended, failed).
+        outbox.enqueue(Event.SESSION_ENDED, session=session, detail={"reason": message, "failed": True})
         _publish(session)
 
 
@@ -207,6 +211,7 @@ def _mark_running(session_id: uuid.UUID | str) -> bool:
                 "expires_at": session.expires_at.isoformat(),
             },
         )
+        outbox.enqueue(Event.SESSION_STARTED, session=session)
         _publish(session)
         return True
 
@@ -425,6 +430,8 @@ def session_end(
             origin=origin,
             data={"reason": str(reason), "comment": comment},
         )
+        outbox.enqueue(Event.SESSION_ENDED, session=session, actor=actor,
+                       detail={"reason": end_message(session), "end_reason": str(reason), "comment": comment})
         _publish(session)
     if was_running:  # a provisioning session is cleaned up by its provisioner (or the reaper)
         if cluster == "now":
