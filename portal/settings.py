@@ -60,9 +60,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz, /readyz and /metrics are asked by pod IP over plain HTTP (probes,
+    # Prometheus), so they are answered before Host validation and the https redirect.
+    "portal.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Outermost but one: every HTML answer gets the CSP, the error pages of inner layers too.
+    # Right after SecurityMiddleware: every HTML answer gets the CSP, the error pages of inner layers too.
     "portal.security_headers.ContentSecurityPolicyMiddleware",
+    # Request id, user and session id on every log line of the request (portal/json_logging.py).
+    "portal.json_logging.RequestLogContextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -178,7 +183,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if EPHEMERA_BEHIND
 EPHEMERA_TLS = envbool("EPHEMERA_TLS", EPHEMERA_BEHIND_TLS_PROXY and not (DEMO or DEBUG))
 SECURE_SSL_REDIRECT = EPHEMERA_TLS
 # Kubernetes probes and load balancers ask the pod itself, over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # ProbeMiddleware answers them first anyway
 SECURE_HSTS_SECONDS = envint("EPHEMERA_HSTS_SECONDS", 365 * 24 * 3600, minimum=0) if EPHEMERA_TLS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("EPHEMERA_HSTS_INCLUDE_SUBDOMAINS", True)
 # Preload is a promise about the whole registrable domain, only its owner can make it; without
@@ -272,6 +277,16 @@ EPHEMERA_WS_ALLOWED_ORIGINS = envlist("EPHEMERA_WS_ALLOWED_ORIGINS", [])
 # from it) too unless this is off, e.g. where people type secrets into debug shells.
 EPHEMERA_RECORD_INPUT = envbool("EPHEMERA_RECORD_INPUT", True)
 
+# --- Metrics (portal/metrics.py) ------------------------------------------------------
+# /metrics needs `Authorization: Bearer <this>`; unset, /metrics is a 404. A secret (NAME_FILE).
+EPHEMERA_METRICS_TOKEN = env("EPHEMERA_METRICS_TOKEN").strip()
+if EPHEMERA_METRICS_TOKEN and len(EPHEMERA_METRICS_TOKEN) < 16:
+    raise SettingError("EPHEMERA_METRICS_TOKEN is shorter than 16 characters (e.g. openssl rand -hex 32)")
+# The worker (run_reaper) is a process of its own: it serves its metrics on this port (0: none).
+EPHEMERA_METRICS_PORT = envint("EPHEMERA_METRICS_PORT", 0, minimum=0, maximum=65535)
+if EPHEMERA_METRICS_PORT and not EPHEMERA_METRICS_TOKEN:
+    raise SettingError("EPHEMERA_METRICS_PORT needs EPHEMERA_METRICS_TOKEN: metrics are never served without it")
+
 # --- Notifications (portal/notifications/, docs/notifications.md) ---------------------
 # Every channel is optional; each message links to the portal, so any channel needs the
 # portal's address. The URLs and the secret may be given as NAME_FILE and are never logged.
@@ -286,14 +301,25 @@ notify_config.check(base=EPHEMERA_BASE_URL, webhook_url=EPHEMERA_NOTIFY_WEBHOOK_
 # The longest one delivery attempt may take (connect, send, answer), enforced as a deadline.
 EPHEMERA_NOTIFY_TIMEOUT_SECONDS = envint("EPHEMERA_NOTIFY_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
 
+# LOG_FORMAT=json: one JSON object per line with request id, user and session id (the image's
+# default); plain text otherwise. Both are scrubbed of credentials (portal/json_logging.py).
+LOG_FORMAT = env("LOG_FORMAT", "plain").strip().lower() or "plain"
+if LOG_FORMAT not in ("plain", "json"):
+    raise SettingError(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"class": "portal.json_logging.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"class": "portal.json_logging.JsonFormatter"},
+    },
     # An ordinary refusal (a PermissionDenied's 403) is one warning line with its reason, not a
     # traceback (portal/log_filters.py); 5xx keep theirs.
-    "filters": {"refusal_without_traceback": {"()": "portal.log_filters.RefusalWithoutTraceback"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "refusal_without_traceback": {"()": "portal.log_filters.RefusalWithoutTraceback"},
+        "log_context": {"()": "portal.json_logging.LogContextFilter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["log_context"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "daphne": {"level": "WARNING"},

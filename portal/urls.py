@@ -5,11 +5,15 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from portal.auth_views import ThrottledLoginView
-from portal.health import healthz
+from portal.health import healthz, readyz
+from portal.metrics import metrics_view
 from portal.notifications.views import profile
 
 urlpatterns = [
+    # Answered first by portal.health.ProbeMiddleware; routed here too, so they resolve.
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("profile/", profile, name="profile"),

@@ -17,6 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
+from portal import json_logging, metrics
 from portal.kube.attach import AttachError, ChannelStream, open_attach
 from portal.ws_auth import LiveAccessMixin
 from sessions.bridge import protocol, registry
@@ -59,6 +60,8 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
         # Accept first: a refusal before accept becomes a bare HTTP 403 and the browser
         # could not tell "log in again" from "session over".
         await self.accept()
+        metrics.terminal_opened(self)
+        json_logging.bind(session_id=self.session_id, user=getattr(self.user, "username", None))
         # Before the check: a revocation from now on is heard (portal.access_events).
         await self.join_access_group()
         access = await database_sync_to_async(self._access_now)()
@@ -151,6 +154,7 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
             await self._finish(protocol.CLOSE_UPSTREAM, "error", f"The cluster stream broke ({type(exc).__name__}).", reconnect=True)
 
     async def _input(self, data: bytes) -> None:
+        metrics.TERMINAL_BYTES.labels("in").inc(len(data))
         self.terminal.record_input(data)
         if self.stream is None:
             if len(self.early_input) + len(data) <= MAX_EARLY_INPUT:
@@ -232,6 +236,7 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
     async def _send_frame(self, frame: bytes) -> None:
         if not self.closing:
             await self.send(bytes_data=frame)
+            metrics.terminal_output_frame(frame)
 
     async def _expire(self) -> None:
         """The time limit holds on the server, whatever the browser does."""
@@ -306,6 +311,7 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
     # --- teardown -------------------------------------------------------------------------
 
     async def disconnect(self, code: int) -> None:
+        metrics.terminal_closed(self)
         self.closing = True
         await self._release()
         if getattr(self, "recording", False):

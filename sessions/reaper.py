@@ -20,6 +20,7 @@ reapers at once (or a reaper and a portal) can't double-end or fork the audit tr
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -27,6 +28,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from approvals.services import expire_pending
+from portal import metrics
 from portal.kube.client import ContainerState, ephemeral_state, get_client
 from portal.kube.errors import KubeError, KubeNotFound
 from sessions import cluster_stop
@@ -62,6 +64,7 @@ class ReapReport:
 
 def reap_once(*, now: datetime | None = None) -> ReapReport:
     now = now or timezone.now()
+    started = time.monotonic()
     report = ReapReport()
     report.requests_expired = expire_pending(now=now)
     report.sessions_expired = end_expired_sessions(now=now)
@@ -70,6 +73,7 @@ def reap_once(*, now: datetime | None = None) -> ReapReport:
     _end_sessions_of_deactivated_users(report)
     _sweep_finished_sessions(now, report)
     _oversight(now, report)
+    metrics.reaper_pass(report, time.monotonic() - started)
     return report
 
 

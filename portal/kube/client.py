@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 # Seconds for one ordinary API call (connect, read); watches get their own.
 CALL_TIMEOUT = (5, 20)
+# The readiness probe's call: a cluster that can't answer /readyz in 2 s is not ready for us.
+READYZ_TIMEOUT = (1, 2)
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
 
@@ -151,6 +153,24 @@ class KubeClient:
         if not isinstance(parsed, dict):
             raise KubeUnavailable(f"the cluster sent an unexpected response while {doing}")
         return parsed
+
+    # --- health --------------------------------------------------------------------
+    def readyz(self) -> None:
+        """The apiserver's own `/readyz` (a nonResourceURL every identity may read, through the
+        default `system:public-info-viewer` role: no RBAC of ours). Returns when it says ok;
+        raises KubeError otherwise, within READYZ_TIMEOUT: a probe must not wait like a call."""
+        doing = "asking the cluster whether it is ready"
+        try:
+            method, url, headers, _body, _post = self._api_client.param_serialize(
+                "GET", "/readyz", header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"]
+            )
+            resp = self._api_client.call_api(method, url, header_params=headers, _request_timeout=READYZ_TIMEOUT)
+            status, text = resp.status, (resp.read() or b"")[:200]
+        except Exception as exc:
+            raise from_exception(exc, doing=doing) from exc
+        if status != 200:
+            detail = text.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            raise KubeUnavailable(f"the cluster answered {status} while {doing} ({detail[0][:120]})", status=status)
 
     # --- reads ---------------------------------------------------------------------
     def list_namespaces(self) -> list[str]:

@@ -21,6 +21,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 
+from portal import metrics
 from sessions.bridge import registry
 from sessions.recording.recorder import Recorder
 
@@ -124,11 +125,13 @@ async def flush(session_id: str) -> None:
             rec.written()
             return
         try:
-            await _write(recording_append, session_id=session_id, batch=batch, records_input=rec.record_input)
+            chunk = await _write(recording_append, session_id=session_id, batch=batch, records_input=rec.record_input)
         except Exception:
+            metrics.RECORDING_FLUSH_FAILURES.inc()
             rec.put_back(batch)
             raise
         rec.written()
+        metrics.recording_written(batch, chunk)
 
 
 async def disconnected(session_id: str) -> None:
