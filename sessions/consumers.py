@@ -275,6 +275,11 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
             message = event.get("message") or f"The session has {event['status']}."
             await self._finish(protocol.CLOSE_GONE, "ended", message)
 
+    async def session_ending_soon(self, event: dict[str, Any]) -> None:
+        """From the session's group (portal.notifications.ending_soon): a status line, nothing closes."""
+        if not (self.closing or self.expiring):
+            await self.send(bytes_data=protocol.status("ending_soon", str(event.get("message") or ""), expires_at=event.get("expires_at")))
+
     async def replaced(self) -> None:
         await self._finish(protocol.CLOSE_REPLACED, "replaced", "This terminal was opened in another window.")
 

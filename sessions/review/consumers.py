@@ -109,6 +109,11 @@ class WatchConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
         if event.get("status") in (SessionStatus.ENDED, SessionStatus.FAILED):
             await self._finish(protocol.CLOSE_GONE, "ended", event.get("message") or f"The session has {event['status']}.")
 
+    async def session_ending_soon(self, event: dict[str, Any]) -> None:
+        # The same group carries the terminal's ending-soon notice (portal.notifications.ending_soon).
+        if not self.closing:
+            await self.send(bytes_data=protocol.status("ending_soon", str(event.get("message") or ""), expires_at=event.get("expires_at")))
+
     def _access_now(self) -> WatchAccess:
         """Sync: the handshake's credential must still hold (it may have been revoked since)."""
         user, problem = self.credential_user()
