@@ -3,7 +3,8 @@
 Two kinds of numbers:
 
 - What the database knows, read at scrape time (DatabaseCollector): sessions by status,
-  requests by status, the oldest pending request, open oversight findings, and the approval
+  requests by status, the oldest pending request, open oversight findings, notification
+  deliveries by channel and result (the outbox's rows), and the approval
   wait and provisioning times of the last WINDOW_HOURS as *gauge histograms* (the rows'
   own timestamps: created -> decided, created -> running). Read from the rows rather than
   observed in the services because the database is shared: every replica reports the same
@@ -164,7 +165,7 @@ class DatabaseCollector(Collector):
         since = now - timedelta(hours=WINDOW_HOURS)
 
         live = ("provisioning", "running")
-        by_status = dict(session_model.objects.filter(status__in=live).values_list("status").annotate(n=Count("pk")))
+        by_status = dict(session_model.objects.filter(status__in=live).values_list("status").annotate(n=Count("pk")).order_by())
         sessions = GaugeMetricFamily("ephemera_sessions_active", "Debug sessions not yet over, by status.", labels=["status"])
         for status in live:
             sessions.add_metric([status], float(by_status.get(status, 0)))
@@ -205,6 +206,33 @@ class DatabaseCollector(Collector):
         for kind in sorted({"ephemeral_container", "debug_pod", "long_session", *open_findings}):
             findings.add_metric([kind], float(open_findings.get(kind, 0)))
         yield findings
+
+        yield from self._notifications(now)
+
+    def _notifications(self, now: datetime) -> Iterator[Metric]:
+        """The notification outbox (portal/notifications/): deliveries by channel and result."""
+        from django.apps import apps
+        from django.db.models import Count, Min
+
+        try:
+            model = apps.get_model("portal", "Notification")
+        except LookupError:  # an installation from before notifications
+            return
+        rows = model.objects.values_list("channel", "status").annotate(n=Count("pk")).order_by()
+        counts = {(channel, status): n for channel, status, n in rows}
+        channels = [value for value, _label in model._meta.get_field("channel").choices]
+        statuses = [value for value, _label in model._meta.get_field("status").choices]
+        family = GaugeMetricFamily("ephemera_notifications", "Notification outbox rows, by channel and delivery result.",
+                                   labels=["channel", "status"])
+        for channel in channels:
+            for status in statuses:
+                family.add_metric([channel, status], float(counts.get((channel, status), 0)))
+        yield family
+        oldest = model.objects.filter(status="pending").aggregate(oldest=Min("created_at"))["oldest"]
+        yield GaugeMetricFamily(
+            "ephemera_notification_oldest_pending_age_seconds", "How long the oldest undelivered notification has waited.",
+            value=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+        )
 
 
 class _ProcessCollector(Collector):

@@ -109,13 +109,17 @@ def test_database_numbers_are_read_at_scrape_time(db: Any, metrics_on: str, alic
     make_request(alice, status="approved", created_at=now - timedelta(days=3), decided_at=now - timedelta(days=3))
     DebugSession.objects.create(request=approved, status="running", created_at=now - timedelta(seconds=200),
                                 started_at=now - timedelta(seconds=196), namespace="default", pod="p", container_name="debugger-1")
+    for minutes in (1, 2):  # two more running sessions, made at different times: still one count
+        other = make_request(alice, status="approved", created_at=now - timedelta(days=2), decided_at=now - timedelta(days=2))
+        DebugSession.objects.create(request=other, status="running", created_at=now - timedelta(days=2, minutes=minutes),
+                                    namespace="default", pod="p", container_name=f"debugger-{minutes + 1}")
 
     body = scrape().content
     assert value(body, "ephemera_requests", status="pending") == 2
-    assert value(body, "ephemera_requests", status="approved") == 3
+    assert value(body, "ephemera_requests", status="approved") == 5
     assert value(body, "ephemera_requests", status="denied") == 1
     assert value(body, "ephemera_requests", status="expired") == 0
-    assert value(body, "ephemera_sessions_active", status="running") == 1
+    assert value(body, "ephemera_sessions_active", status="running") == 3
     assert value(body, "ephemera_sessions_active", status="provisioning") == 0
     assert 20 * 60 - 5 <= value(body, "ephemera_pending_request_oldest_age_seconds") <= 20 * 60 + 60
 
@@ -138,6 +142,20 @@ def test_open_findings_are_counted_by_kind(db: Any, metrics_on: str) -> None:
     body = scrape().content
     assert value(body, "ephemera_findings_open", kind="ephemeral_container") == 1
     assert value(body, "ephemera_findings_open", kind="debug_pod") == 0
+
+
+def test_notification_deliveries_are_counted_by_channel_and_result(db: Any, metrics_on: str) -> None:
+    from portal.notifications.models import Notification
+
+    now = timezone.now()
+    for status, age in (("delivered", 1), ("delivered", 2), ("failed", 3), ("pending", 7)):
+        Notification.objects.create(event="request.created", channel="webhook", stream="s", payload={}, status=status,
+                                    created_at=now - timedelta(minutes=age), next_attempt_at=now)
+    body = scrape().content
+    assert value(body, "ephemera_notifications", channel="webhook", status="delivered") == 2
+    assert value(body, "ephemera_notifications", channel="webhook", status="failed") == 1
+    assert value(body, "ephemera_notifications", channel="slack", status="pending") == 0
+    assert 7 * 60 - 5 <= value(body, "ephemera_notification_oldest_pending_age_seconds") <= 7 * 60 + 60
 
 
 def test_a_database_failure_is_a_number_not_a_500(db: Any, metrics_on: str, monkeypatch: pytest.MonkeyPatch) -> None:
