@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -88,7 +87,7 @@ def test_a_worker_killed_between_send_and_mark_loses_nothing(transactional_db: A
     receiver = channels_on
     receiver.stall = threading.Event()  # the receiver takes the post and doesn't answer: "sent, not marked"
     rows = enqueue_many(people, make_request, 3)
-    first = subprocess_worker = _start_worker(receiver.url, tmp_path)
+    first = _start_worker(receiver.url, tmp_path)
     try:
         assert receiver.got_one.wait(60), (tmp_path / "worker.log").read_text()[-2000:]
         stuck = receiver.on(HOOK)[0].headers["X-Ephemera-Delivery"]
