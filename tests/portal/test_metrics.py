@@ -258,3 +258,47 @@ def test_the_token_may_come_from_a_mounted_file(tmp_path: Path) -> None:
     path.write_text(TOKEN + "\n")
     result = start({"EPHEMERA_DEMO": "1", "EPHEMERA_METRICS_TOKEN_FILE": str(path)}, probe="EPHEMERA_METRICS_TOKEN")
     assert result.returncode == 0 and TOKEN in result.stdout, result.stderr[-2000:]
+
+
+def test_run_worker_serves_its_metrics_on_the_metrics_port(tmp_path: Path) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from tests.portal.test_settings import ROOT
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EPHEMERA_", "DJANGO_SETTINGS_MODULE", "KUBECONFIG"))}
+    env.update({"EPHEMERA_DEMO": "1", "EPHEMERA_VAR_DIR": str(tmp_path), "EPHEMERA_METRICS_TOKEN": TOKEN,
+                "EPHEMERA_METRICS_PORT": str(port), "EPHEMERA_REAPER_INTERVAL_SECONDS": "1"})
+    worker = subprocess.Popen([sys.executable, "manage.py", "run_worker", "--only", "reaper"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+                with urllib.request.urlopen(request, timeout=2) as resp:  # noqa: S310  (our own worker)
+                    body = resp.read()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert worker.poll() is None, "the worker exited"
+                assert time.monotonic() < deadline, "the worker never served its metrics"
+                time.sleep(0.2)
+        assert b"# TYPE ephemera_reaper_pass_seconds histogram" in body
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=2)  # noqa: S310
+        assert refused.value.code == 401
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(5)

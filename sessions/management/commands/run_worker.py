@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from portal.metrics import serve_worker_metrics
 from portal.notifications import delivery, worker
 from portal.notifications.ending_soon import notify_ending_soon
 from sessions.reaper import reap_once
@@ -47,6 +48,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        serve_worker_metrics()  # this process's numbers (reaper passes), on EPHEMERA_METRICS_PORT if set
         threads = worker.start(stop, deliver="delivery" in duties, notices="notices" in duties)
         try:
             if "reaper" in duties:
