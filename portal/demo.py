@@ -1,7 +1,8 @@
 """`make run`: the whole of Ephemera on one laptop, on embedded defaults.
 
 Starts kubesim (the simulated cluster, with its demo state), migrates the SQLite database,
-seeds the demo users, then runs the portal under Daphne and the reaper beside it. Prints
+seeds the demo users, then runs the portal under Daphne and the worker (`run_worker`: the
+reaper and notification delivery) beside it. Prints
 the URL and the logins. Ctrl-C (or SIGTERM) stops everything it started.
 """
 
@@ -34,6 +35,8 @@ def main() -> int:
     env = dict(os.environ, EPHEMERA_DEMO="1", KUBECONFIG=str(kubeconfig), EPHEMERA_VAR_DIR=str(var))
     env.setdefault("EPHEMERA_NODE_DEBUG_NAMESPACE", "default")
     env.setdefault("EPHEMERA_POLICY_FILE", str(ROOT / "portal" / "demo_policy.yaml"))
+    # Links in notifications (when a channel is set, e.g. EPHEMERA_NOTIFY_WEBHOOK_URL) point here.
+    env.setdefault("EPHEMERA_BASE_URL", f"http://127.0.0.1:{port}")
 
     children: list[subprocess.Popen[bytes]] = []
 
@@ -69,8 +72,9 @@ def main() -> int:
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     subprocess.run([*manage, "seed_demo"], cwd=ROOT, env=env, check=True)
 
-    if _has_command("run_reaper"):
-        children.append(subprocess.Popen([*manage, "run_reaper"], cwd=ROOT, env=env))
+    # Every background duty: the reaper, notification delivery, ending-soon notices.
+    if _has_command("run_worker"):
+        children.append(subprocess.Popen([*manage, "run_worker"], cwd=ROOT, env=env))
     children.append(
         subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "portal.asgi:application"],
