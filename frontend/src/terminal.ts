@@ -2,6 +2,7 @@
 // session, the browser terminal (./terminal/client.ts) speaking docs/terminal-protocol.md.
 import "./shared/style_nonce"; // first: before any library makes a <style>
 import "@xterm/xterm/css/xterm.css";
+import { enhanceExtendForm } from "./session/extend";
 import { SessionPage, readInitial } from "./session/page";
 import { type TerminalControl, startTerminal } from "./terminal/client";
 
@@ -67,5 +68,7 @@ function main(root: HTMLElement, page: SessionPage): void {
     terminal?.stop();
     if (message && !terminal?.open) setBanner(message, "error");
   };
+  const extendForm = document.getElementById("extend-form") as HTMLFormElement | null;
+  if (extendForm && root.dataset.extendUrl) enhanceExtendForm(extendForm, root.dataset.extendUrl, page);
   page.start();
 }

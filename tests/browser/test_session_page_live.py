@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.session_helpers import approved_session, open_terminal, people, reap_until, wait_for_prompt
+from tests.browser.session_helpers import api, approved_session, open_terminal, people, reap_until, wait_for_prompt
 from tests.browser.test_request_approve_debug import wait_for_terminal_text
 
 pytestmark = pytest.mark.browser
@@ -61,20 +61,39 @@ def test_an_extension_decision_and_a_revoke_reach_the_open_page(browser: Any, po
         expect(alice.locator("#session-status")).to_have_text("Running")
         expect(alice.locator("#session-progress")).to_be_hidden()
 
+        # Asking goes through the API: the page is not reloaded and the terminal stays attached.
+        alice.evaluate("window.__notReloaded = true")
         alice.get_by_label("Ask for more time (minutes)").fill("20")
         alice.get_by_label("Why", exact=True).fill("the leak shows after a while")
         alice.get_by_role("button", name="Ask for an extension").click()
-        expect(alice.locator("#messages")).to_contain_text("Your extension was sent to the approvers.")
+        expect(alice.locator("#extend-result")).to_have_text("Your extension was sent to the approvers.")
         expect(alice.locator("#session-extensions")).to_contain_text("+20 min: Pending")
-        expect(alice.locator("#session-status")).to_have_attribute("data-status", "running", timeout=20000)
-        wait_for_prompt(alice)
+        assert alice.evaluate("window.__notReloaded === true"), "asking for an extension reloaded the page"
+        expect(alice.locator("#terminal-banner")).to_contain_text("Connected")
 
-        # Bug 4: bob's decision reaches alice's open page, and her flash message (bug 5) goes.
+        # Bug 4: bob's decision reaches alice's open page.
         bob.goto(f"{portal_url}/approvals/")
         bob.locator("[data-extension-id]").get_by_role("button", name="Extend").click()
         expect(alice.locator("#session-extensions")).to_contain_text("+20 min: Approved by bob", timeout=15000)
         expect(alice.locator("#session-extensions")).not_to_contain_text("Pending")
+        expect(alice.locator("#extend-result")).to_be_hidden()
+
+        # The form without script (a native submit) still works; its flash message goes once
+        # the page shows the decision (bug 5), a denial too (no terminal message for that one).
+        alice.get_by_label("Ask for more time (minutes)").fill("5")
+        alice.get_by_label("Why", exact=True).fill("five more")
+        alice.evaluate("document.getElementById('extend-form').submit()")
+        expect(alice.locator("#messages")).to_contain_text("Your extension was sent to the approvers.")
+        expect(alice.locator("#session-status")).to_have_attribute("data-status", "running", timeout=20000)
+        pending = next(
+            e
+            for e in alice.request.get(f"{portal_url}/sessions/{session_id}/status.json").json()["extensions"]
+            if e["status"] == "pending"
+        )
+        api(who["bob"], portal_url, f"/api/v1/extensions/{pending['id']}/deny", {"comment": "no more time"})
+        expect(alice.locator("#session-extensions")).to_contain_text("+5 min: Denied by bob (no more time)", timeout=15000)
         expect(alice.locator("#messages")).to_have_count(0)
+        wait_for_prompt(alice)
 
         # Bug 3: after a revoke the status read "Ended running" and the countdown froze.
         bob.goto(f"{portal_url}/sessions/{session_id}/")

@@ -68,6 +68,8 @@ export class SessionPage {
   info: SessionInfo;
   // Told when the session stops being live (the terminal stops reconnecting, says why).
   onEnded: (message: string) => void = () => {};
+  // Told when the extensions shown change (a new one, a decision).
+  onExtensionsChanged: () => void = () => {};
   private readonly isRequester: boolean;
   private warned = 0; // how many of WARNINGS have been shown for the current limit
   private pollTimer: number | undefined;
@@ -101,11 +103,10 @@ export class SessionPage {
   apply(next: SessionInfo): void {
     const before = this.info;
     this.info = next;
-    const changed =
-      before.status !== next.status ||
-      before.end_message !== next.end_message ||
-      extensionsKey(before.extensions) !== extensionsKey(next.extensions);
+    const extensionsChanged = extensionsKey(before.extensions) !== extensionsKey(next.extensions);
+    const changed = before.status !== next.status || before.end_message !== next.end_message || extensionsChanged;
     if (changed) clearFlash();
+    if (extensionsChanged) this.onExtensionsChanged();
     if (!sameInstant(before.expires_at, next.expires_at)) this.limitMoved();
     this.render();
     if (LIVE.has(before.status) && !LIVE.has(next.status)) this.onEnded(next.end_message || next.failure_message);
