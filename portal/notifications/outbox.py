@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
@@ -61,7 +63,17 @@ def email_recipients(event: str, *, request: DebugRequest | None, actor: Any = N
     if actor is not None:
         candidates = [u for u in candidates if u.pk != actor.pk]
     muted = set(NotificationPreference.objects.filter(user__in=[u.pk for u in candidates], email=False).values_list("user_id", flat=True))
-    return sorted((u for u in candidates if u.pk not in muted), key=lambda u: u.pk)
+    return sorted((u for u in candidates if u.pk not in muted and _deliverable(u.email)), key=lambda u: u.pk)
+
+
+def _deliverable(address: str) -> bool:
+    # The ORM stores whatever it is given: an address with a line break would be a header or an
+    # SMTP command of its own, so only a well-formed address is ever a recipient.
+    try:
+        validate_email(address)
+    except ValidationError:
+        return False
+    return True
 
 
 def enqueue(

@@ -99,6 +99,7 @@ def test_a_request_is_emailed_to_its_rules_approvers_only(people: Any, make_requ
     grace.groups.add(oncall)
     NotificationPreference.objects.create(user=grace, email=False)
     User.objects.create_user("noaddr", password="x").groups.add(oncall)
+    User.objects.create_user("crlf", "evil@example.com\r\nBcc: all@example.com", "x").groups.add(oncall)
     req = make_request(people.alice, policy={"rule": "payments", "approver_groups": ["payments-oncall"]})
     with transaction.atomic():
         outbox.enqueue(Event.REQUEST_CREATED, request=req, actor=people.alice)
