@@ -8,7 +8,8 @@ COPY frontend/ ./
 RUN node build.mjs
 
 FROM python:3.11-slim-bookworm
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 EPHEMERA_VAR_DIR=/var/lib/ephemera
+# LOG_FORMAT=json: one JSON object per line for the log collector (plain: LOG_FORMAT=plain).
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 EPHEMERA_VAR_DIR=/var/lib/ephemera LOG_FORMAT=json
 WORKDIR /app
 COPY requirements/base.txt requirements/base.txt
 RUN pip install --no-cache-dir -r requirements/base.txt

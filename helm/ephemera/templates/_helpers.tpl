@@ -22,7 +22,64 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - {name: EPHEMERA_AUDITOR_GROUP, value: {{ .Values.policy.auditorGroup | quote }}}
 - {name: EPHEMERA_NODE_DEBUG_NAMESPACE, value: {{ .Values.nodeDebugNamespace | quote }}}
 - {name: EPHEMERA_INSTANCE, value: {{ .Values.instance | default .Release.Name | quote }}}
+- {name: LOG_FORMAT, value: {{ .Values.logFormat | quote }}}
+{{- if .Values.metrics.enabled }}
+- name: EPHEMERA_METRICS_TOKEN
+  valueFrom: {secretKeyRef: {name: {{ include "ephemera.secretName" . }}, key: EPHEMERA_METRICS_TOKEN}}
+{{- end }}
 {{- end -}}
 {{- define "ephemera.policyVolume" -}}
 {name: policy, configMap: {name: {{ include "ephemera.fullname" . }}-policy}}
+{{- end -}}
+{{/* Pod Security "restricted", on every pod of the chart: the image's uid, never root. */}}
+{{- define "ephemera.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsUser }}
+fsGroup: {{ .Values.securityContext.runAsUser }}
+seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+{{/* ... and on every container: no privilege escalation, no capabilities, a read-only root
+(the writable places are emptyDirs: /var/lib/ephemera and /tmp). */}}
+{{- define "ephemera.containerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities: {drop: [ALL]}
+seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+{{/* Portal replicas on different nodes: preferred by default, required with antiAffinity: hard. */}}
+{{- define "ephemera.portalAffinity" -}}
+{{- $term := dict "topologyKey" .Values.antiAffinity.topologyKey "labelSelector" (dict "matchLabels" (dict "app.kubernetes.io/instance" .Release.Name "app.kubernetes.io/component" "portal")) -}}
+podAntiAffinity:
+{{- if eq .Values.antiAffinity.type "hard" }}
+  requiredDuringSchedulingIgnoredDuringExecution:
+    {{- list $term | toYaml | nindent 4 }}
+{{- else }}
+  preferredDuringSchedulingIgnoredDuringExecution:
+    {{- list (dict "weight" 100 "podAffinityTerm" $term) | toYaml | nindent 4 }}
+{{- end }}
+{{- end -}}
+{{/* One NetworkPolicy peer from {namespaceSelector, podSelector} (both: pods in those namespaces). */}}
+{{- define "ephemera.peer" -}}
+{{- $peer := dict -}}
+{{- if .namespaceSelector }}{{ $_ := set $peer "namespaceSelector" .namespaceSelector }}{{ end -}}
+{{- if .podSelector }}{{ $_ := set $peer "podSelector" .podSelector }}{{ end -}}
+{{- if not $peer }}{{ fail "a networkPolicy peer needs a namespaceSelector or a podSelector" }}{{ end -}}
+{{- toYaml $peer -}}
+{{- end -}}
+{{/* The peers of an egress destination: its CIDRs, its selectors when it has any, and any pod
+of the cluster with anyPod (some CNIs never match pod addresses with an ipBlock). */}}
+{{- define "ephemera.peers" -}}
+{{- $peers := list -}}
+{{- range .cidrs }}{{ $peers = append $peers (dict "ipBlock" (dict "cidr" .)) }}{{ end -}}
+{{- if .anyPod }}{{ $peers = append $peers (dict "namespaceSelector" (dict)) }}{{ end -}}
+{{- if or .namespaceSelector .podSelector -}}
+{{- $peer := dict -}}
+{{- if .namespaceSelector }}{{ $_ := set $peer "namespaceSelector" .namespaceSelector }}{{ end -}}
+{{- if .podSelector }}{{ $_ := set $peer "podSelector" .podSelector }}{{ end -}}
+{{- $peers = append $peers $peer -}}
+{{- end -}}
+{{- if not $peers }}{{ fail "each networkPolicy.egress destination needs cidrs or a selector" }}{{ end -}}
+{{- toYaml $peers -}}
 {{- end -}}
