@@ -11,6 +11,8 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,7 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from approvals import services
+from approvals import selectors, services
 from approvals.choices import RequestKind, RequestStatus, Verdict
 from approvals.forms import DebugRequestForm, DecisionForm
 from approvals.models import DebugRequest
@@ -127,6 +129,16 @@ def _live_nodes() -> list[str]:
         return []
 
 
+def _policy_of(req: DebugRequest) -> dict[str, Any]:
+    """What the request's rule says and how far it got (`policy` of the JSON API): its name,
+    "1 of 2" approvals, the groups that decide it, the ticket it asked for. From the snapshot
+    the request was made under, so a changed policy file doesn't rewrite a pending request."""
+    approvals = sum(1 for d in req.decisions.all() if d.verdict == Verdict.APPROVE)  # prefetched on lists
+    view = services.policy_view({"approvals_required": req.approvals_required, **(req.policy or {})}, approvals=approvals)
+    view["approver_groups"] = permissions.approver_groups_of(req)  # requests older than the policy: the default group
+    return view
+
+
 @login_required
 @require_GET
 def request_detail(request: HttpRequest, request_id: uuid.UUID) -> HttpResponse:
@@ -137,6 +149,8 @@ def request_detail(request: HttpRequest, request_id: uuid.UUID) -> HttpResponse:
         "approvals/request_detail.html",
         {
             "req": req,
+            "policy": _policy_of(req),
+            "open_sessions": selectors.open_sessions_on_same_target([req])[req.pk],
             "decisions": req.decisions.select_related("approver"),
             "session": session,
             "can_decide": permissions.can_decide(request.user, req),
@@ -189,6 +203,38 @@ def request_cancel(request: HttpRequest, request_id: uuid.UUID) -> HttpResponse:
     return redirect("request_detail", request_id=req.pk)
 
 
+@dataclass(frozen=True)
+class QueueEntry:
+    """One pending request as the queue shows it to this approver, with its risk cues."""
+
+    req: DebugRequest
+    can_decide: bool
+    policy: dict[str, Any]
+    # The requester's other requests with a session open on the same pod or node.
+    open_sessions: list[DebugRequest]
+    # Why this approver gets no decision buttons ("" when they do).
+    no_decision_note: str
+
+
+def _no_decision_note(user: Any, req: DebugRequest, policy_view: dict[str, Any]) -> str:
+    """Why `permissions.can_decide` said no, in the order it asks (it decides; this explains)."""
+    if not permissions.may_approve(user, req):
+        rule = f" (rule {policy_view['rule']})" if policy_view["rule"] else ""
+        return f"Only members of {', '.join(policy_view['approver_groups'])} decide this request{rule}."
+    if req.requester_id == user.pk:
+        return "This is your own request: another approver must decide it."
+    if any(d.approver_id == user.pk for d in req.decisions.all()):
+        return "You have already decided this request."
+    return "This request can no longer be decided."
+
+
+def _queue_entry(user: Any, req: DebugRequest, open_sessions: list[DebugRequest]) -> QueueEntry:
+    can = permissions.can_decide(user, req)
+    view = _policy_of(req)
+    return QueueEntry(req=req, can_decide=can, policy=view, open_sessions=open_sessions,
+                      no_decision_note="" if can else _no_decision_note(user, req, view))
+
+
 def _pending_context(request: HttpRequest) -> dict[str, object]:
     pending = list(
         DebugRequest.objects.filter(status=RequestStatus.PENDING)
@@ -196,10 +242,11 @@ def _pending_context(request: HttpRequest) -> dict[str, object]:
         .prefetch_related("decisions__approver")
         .order_by("created_at")
     )
+    open_sessions = selectors.open_sessions_on_same_target(pending)
     from sessions.extensions import pending_extensions  # sessions depends on approvals, not back
 
     return {
-        "pending": [(req, permissions.can_decide(request.user, req)) for req in pending],
+        "pending": [_queue_entry(request.user, req, open_sessions[req.pk]) for req in pending],
         "decision_form": DecisionForm(),
         "extensions": [
             (ext, permissions.may_approve(request.user, ext.session.request) and ext.session.request.requester_id != request.user.pk)
