@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from portal.models import AuditEvent
@@ -64,8 +64,8 @@ async def test_the_open_terminal_and_a_watcher_show_it_and_stay_open(term_sessio
         watcher, _ = await open_term(term_session, user=term_users.bob, path=f"/ws/sessions/{term_session.pk}/watch")
         await watcher.until(lambda: any(s["event"] == "watching" for s in watcher.statuses))
         soon = timezone.now() + timedelta(minutes=4)
-        await sync_to_async(DebugSession.objects.filter(pk=term_session.pk).update)(expires_at=soon)
-        assert await sync_to_async(notify_ending_soon)() == 1
+        await database_sync_to_async(DebugSession.objects.filter(pk=term_session.pk).update)(expires_at=soon)
+        assert await database_sync_to_async(notify_ending_soon)() == 1
         for client in (term, watcher):
             await client.until(lambda c=client: any(s["event"] == "ending_soon" for s in c.statuses))
             status = next(s for s in client.statuses if s["event"] == "ending_soon")
