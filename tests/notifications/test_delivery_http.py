@@ -144,3 +144,29 @@ def test_backoff_doubles_up_to_its_cap() -> None:
     waits = [delivery.backoff(n).total_seconds() for n in (1, 2, 3, 4, 30)]
     assert 1.8 <= waits[0] <= 2.2 and 3.6 <= waits[1] <= 4.4 and 7.2 <= waits[2] <= 8.8 and 14.4 <= waits[3] <= 17.6
     assert waits[4] <= delivery.MAX_RETRY.total_seconds() * 1.1
+
+
+def test_a_receiver_down_for_an_hour_gets_everything_afterwards_in_order(people: Any, make_request: Any,
+                                                                          channels_on: Any) -> None:
+    receiver = channels_on
+    receiver.answers[HOOK] = [502] * 1000
+    requests = [make_request(people.alice) for _ in range(3)]
+    for req in requests:
+        with transaction.atomic():
+            outbox.enqueue(Event.REQUEST_CREATED, request=req, actor=people.alice)
+        request_deny(request_id=req.pk, approver=people.bob, comment="no", origin=None)
+    # An hour of retries against a dead receiver, the clock moved on by each row's backoff.
+    for _ in range(12):
+        delivery.deliver_pending(channel=Channel.WEBHOOK)
+        Notification.objects.filter(status=DeliveryStatus.PENDING).update(next_attempt_at=timezone.now())
+    assert not Notification.objects.filter(channel=Channel.WEBHOOK, status=DeliveryStatus.DELIVERED).exists()
+    # Only each request's first event was tried: a later one never goes out ahead of it.
+    hook_rows = Notification.objects.filter(channel=Channel.WEBHOOK)
+    assert all(r.attempts >= 10 for r in hook_rows.filter(event=Event.REQUEST_CREATED))
+    assert all(r.attempts == 0 for r in hook_rows.filter(event=Event.REQUEST_DENIED))
+    receiver.answers[HOOK] = []  # back up
+    drain(Channel.WEBHOOK)
+    ok = [h.json for h in receiver.on(HOOK) if h.status == 200]
+    assert len(ok) == 6 and len({h["id"] for h in ok}) == 6
+    for req in requests:
+        assert [h["event"] for h in ok if h["request"]["id"] == str(req.pk)] == ["request.created", "request.denied"]
