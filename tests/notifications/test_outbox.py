@@ -130,3 +130,17 @@ def test_oversight_findings_are_emailed_to_admins(people: Any, channels_on: Any)
     hook = rows(Event.OVERSIGHT_FINDING, Channel.WEBHOOK)[0]
     assert hook.payload["url"] == "https://ephemera.example.com/sessions/oversight/"
     assert hook.payload["finding"]["pod"] == "web-1"
+
+
+def test_an_oversight_finding_is_told_once_through_the_outbox(people: Any, channels_on: Any) -> None:
+    from django.utils import timezone
+
+    from sessions import oversight
+
+    item = {"key": "ephemeral_container:uid-1:debugger-zz", "kind": "ephemeral_container", "namespace": "default",
+            "pod": "web-1", "container": "debugger-zz", "detail": {"image": "busybox", "target": "web", "privileged": False}}
+    assert oversight._record(dict(item), timezone.now())
+    assert not oversight._record(dict(item), timezone.now())  # seen again: already told
+    hooks = rows(Event.OVERSIGHT_FINDING, Channel.WEBHOOK)
+    assert len(hooks) == 1 and hooks[0].payload["finding"]["key"] == item["key"]
+    assert hooks[0].payload["finding"]["event"] == "ephemera.finding"  # the oversight webhook's own shape
