@@ -137,8 +137,12 @@ def _configured_secrets() -> list[str]:
         getattr(settings, "SECRET_KEY", ""),
         getattr(settings, "EPHEMERA_METRICS_TOKEN", ""),
         getattr(settings, "EPHEMERA_UNMANAGED_WEBHOOK_URL", ""),
+        getattr(settings, "EPHEMERA_NOTIFY_WEBHOOK_URL", ""),
+        getattr(settings, "EPHEMERA_NOTIFY_WEBHOOK_SECRET", ""),
+        getattr(settings, "EPHEMERA_SLACK_WEBHOOK_URL", ""),
         str(settings.DATABASES.get("default", {}).get("PASSWORD") or ""),
     ]
+    found = [value for value in found if isinstance(value, str)]
     redis_url = getattr(settings, "REDIS_URL", "")
     if redis_url and "@" in redis_url:
         found.append(redis_url.split("://", 1)[-1].rsplit("@", 1)[0].split(":", 1)[-1])

@@ -121,8 +121,12 @@ def test_ordinary_text_is_left_alone() -> None:
 def test_the_installations_own_secrets_are_redacted_wherever_they_appear(settings: Any) -> None:
     settings.SECRET_KEY = "django-secret-key-value-0123456789"
     settings.EPHEMERA_METRICS_TOKEN = "metrics-token-value-0123456789"
-    out = scrub(f"keys {settings.SECRET_KEY} and {settings.EPHEMERA_METRICS_TOKEN}")
-    assert settings.SECRET_KEY not in out and settings.EPHEMERA_METRICS_TOKEN not in out
+    settings.EPHEMERA_SLACK_WEBHOOK_URL = "https://hooks.slack.example/services/T0/B0/slack-secret-path"
+    settings.EPHEMERA_NOTIFY_WEBHOOK_SECRET = "hmac-signing-secret-0123"
+    secrets = [settings.SECRET_KEY, settings.EPHEMERA_METRICS_TOKEN, settings.EPHEMERA_SLACK_WEBHOOK_URL,
+               settings.EPHEMERA_NOTIFY_WEBHOOK_SECRET]
+    out = scrub("configured: " + " ".join(secrets))
+    assert not [value for value in secrets if value in out] and "slack-secret-path" not in out
 
 
 def test_the_plain_format_is_scrubbed_too() -> None:
