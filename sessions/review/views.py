@@ -8,7 +8,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -114,17 +113,24 @@ def _filters(params: Any) -> selectors.HistoryFilters:
 def session_history(request: HttpRequest) -> HttpResponse:
     # A filter no database can take (NUL) is a 400 naming it, with an empty list; the form is
     # shown again without that value. Other bad values are ignored, as before.
-    given = {k: request.GET.get(k, "") for k in (*_TEXT_FILTERS, "since", "until", "page")}
+    given = {k: request.GET.get(k, "") for k in (*_TEXT_FILTERS, "since", "until", "after", "before")}
     problems = list(forbidden_character_errors(given))
     params = request.GET.copy()
     for key in problems:
         params.pop(key, None)
         messages.error(request, f"The {key} filter {FORBIDDEN_CHARACTERS_MESSAGE}.")
     filters = _filters(params)
-    sessions: Any = [] if problems else selectors.history(request.user, filters)
-    page = Paginator(sessions, PAGE_SIZE).get_page(params.get("page"))
+    # Keyset pages: the links carry the cursor of the row to continue after (older) or before
+    # (newer); a bad or old-style value (`page=500`) just gives the first page.
+    after = selectors.Cursor.decode(params.get("after", ""))
+    before = selectors.Cursor.decode(params.get("before", ""))
+    if problems:
+        page = selectors.HistoryPage.empty()
+    else:
+        page = selectors.history_page(request.user, filters, size=PAGE_SIZE, after=after, before=before)
     query = params.copy()
-    query.pop("page", None)
+    for key in ("page", "after", "before"):
+        query.pop(key, None)
     return render(
         request,
         "sessions/review/history.html",

@@ -67,6 +67,9 @@ def _ids(resp: Any) -> set[str]:
 def test_the_query_count_stays_constant_as_sessions_grow(db: Any, alice: Any, dave: Any) -> None:
     client = Client()
     client.force_login(dave)
+    # The sign-in's first request also stamps the web session's activity (a write, at most
+    # once a minute): not a cost of the page, so it is paid before counting.
+    client.get("/sessions/history/")
     counts = []
     for total in (10, 200):
         make_sessions(alice, total - DebugSession.objects.count(), start=DebugSession.objects.count())
@@ -76,7 +79,7 @@ def test_the_query_count_stays_constant_as_sessions_grow(db: Any, alice: Any, da
         assert resp.context["page"].paginator.count == total
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1], counts
-    assert counts[1] <= 10, counts  # session, user, roles, count, the page
+    assert counts[1] <= 10, counts  # session, user, roles, the page
 
 
 def test_a_requester_sees_only_their_own_sessions(db: Any, alice: Any, eve: Any, dave: Any, admin_user: Any) -> None:
