@@ -1,6 +1,8 @@
 // The request form: namespace -> pod -> target container, filled from LIVE cluster data
 // through the portal's /cluster/... endpoints (the browser never talks to the cluster).
 // Without JavaScript the form still posts; the server validates everything anyway.
+// As it is filled in, request/preview.ts shows which policy rule would apply.
+import { livePolicyPreview } from "./request/preview";
 
 interface Listing {
   items?: string[];
@@ -63,6 +65,8 @@ if (form) {
   const ctr = select("id_container");
   const base = form.dataset.namespacesUrl ?? "/cluster/namespaces";
   const enc = encodeURIComponent;
+  const previewBox = document.getElementById("policy-preview");
+  const preview = previewBox ? livePolicyPreview(form, previewBox) : null;
 
   const loadContainers = async (wanted: string): Promise<void> => {
     if (!ns.value || !pod.value) return reset(ctr, "Choose a pod first");
@@ -70,14 +74,24 @@ if (form) {
     const items = await load(`${base}/${enc(ns.value)}/pods/${enc(pod.value)}/containers`);
     ctr.removeAttribute("aria-busy");
     if (items || wanted) fill(ctr, items, "Choose a container", wanted);
+    preview?.schedule(); // the lists were filled in by script: no change event says so
   };
   const loadPods = async (wantedPod: string, wantedCtr: string): Promise<void> => {
     reset(ctr, "Choose a pod first");
-    if (!ns.value) return reset(pod, "Choose a namespace first");
+    if (!ns.value) {
+      reset(pod, "Choose a namespace first");
+      return preview?.schedule();
+    }
+    // The old namespace's pods go at once: a preview (or a submit) meanwhile must not pair
+    // the new namespace with a pod of the old one.
+    reset(pod, "Loading…");
     pod.setAttribute("aria-busy", "true");
     const items = await load(`${base}/${enc(ns.value)}/pods`);
     pod.removeAttribute("aria-busy");
-    if (!items && !wantedPod) return;
+    if (!items && !wantedPod) {
+      fill(pod, null, "", "");
+      return preview?.schedule();
+    }
     fill(pod, items, "Choose a pod", wantedPod);
     await loadContainers(wantedCtr);
   };
@@ -101,7 +115,7 @@ if (form) {
   void (async () => {
     const wantedNs = ns.dataset.initial ?? "";
     const items = await load(base);
-    if (!items && !wantedNs) return;
+    if (!items && !wantedNs) return preview?.schedule();
     fill(ns, items, "Choose a namespace", wantedNs);
     await loadPods(pod.dataset.initial ?? "", ctr.dataset.initial ?? "");
   })();

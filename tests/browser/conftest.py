@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,12 +74,12 @@ def portal_env() -> dict[str, str]:
     return {}
 
 
-@pytest.fixture(scope="session")
-def portal_url(tmp_path_factory: pytest.TempPathFactory, portal_env: dict[str, str]) -> Iterator[str]:
+@contextmanager
+def _running_portal(tmp: Path, portal_env: dict[str, str], extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """kubesim, a migrated and seeded database and Daphne, all under `tmp`; yields the portal's URL."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `apt-get install -y chromium` (never `playwright install`)")
     _build_frontend()
-    tmp = tmp_path_factory.mktemp("portal")
     with spawn_cluster(tmp / "kubesim") as cluster:
         env = {
             **os.environ,
@@ -88,6 +89,7 @@ def portal_url(tmp_path_factory: pytest.TempPathFactory, portal_env: dict[str, s
             "DATABASE_URL": f"sqlite:///{tmp / 'portal.sqlite3'}",
             "KUBECONFIG": str(cluster.kubeconfig),
             "EPHEMERA_PROVISION_TIMEOUT_SECONDS": "30",
+            **(extra_env or {}),
         }
         env.pop("REDIS_URL", None)  # one Daphne process: the in-memory channel layer is enough
         portal_env.update(env)
@@ -97,7 +99,7 @@ def portal_url(tmp_path_factory: pytest.TempPathFactory, portal_env: dict[str, s
             )
         port = _free_port()
         # The server log goes to var/test/ (ignored by git) so it survives pytest's temp rotation.
-        log_path = REPO / "var" / "test" / "browser-daphne.log"
+        log_path = REPO / "var" / "test" / f"browser-daphne{'-' + tmp.name if extra_env else ''}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "wb")  # noqa: SIM115  (closed below, after the process)
         daphne = subprocess.Popen(
@@ -121,6 +123,33 @@ def portal_url(tmp_path_factory: pytest.TempPathFactory, portal_env: dict[str, s
                     os.killpg(daphne.pid, signal.SIGKILL)
                     daphne.wait(5)
             log.close()
+
+
+@pytest.fixture(scope="session")
+def portal_url(tmp_path_factory: pytest.TempPathFactory, portal_env: dict[str, str]) -> Iterator[str]:
+    """The portal with the built-in policy (one approval from `approvers`, busybox, 120 minutes)."""
+    with _running_portal(tmp_path_factory.mktemp("portal"), portal_env) as url:
+        yield url
+
+
+# A policy with the rules the policy-aware pages need (tests/browser/policy.yaml): a portal of
+# its own, so the tests of portal_url keep the built-in policy they expect.
+POLICY_FILE = Path(__file__).with_name("policy.yaml")
+
+
+@pytest.fixture(scope="session")
+def policy_portal_env() -> dict[str, str]:
+    """The environment of the policy_portal_url portal (KUBECONFIG of its own kubesim)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def policy_portal_url(tmp_path_factory: pytest.TempPathFactory, policy_portal_env: dict[str, str]) -> Iterator[str]:
+    """A second portal, with its own kubesim and database, running tests/browser/policy.yaml."""
+    with _running_portal(
+        tmp_path_factory.mktemp("policy-portal"), policy_portal_env, {"EPHEMERA_POLICY_FILE": str(POLICY_FILE)}
+    ) as url:
+        yield url
 
 
 # Package scope, not session: Playwright's sync API runs an asyncio loop in this thread for
