@@ -217,3 +217,14 @@ def use_policy(settings: Any) -> Callable[[str], Any]:
         return settings.EPHEMERA_POLICY
 
     return apply
+
+
+@pytest.fixture(autouse=True)
+def _policy_recorded_afresh() -> Iterator[None]:
+    """The process remembers which policy it has seen recorded in the audit trail (a request
+    creation then skips the query); each test's database starts without that event."""
+    from approvals import services
+
+    services._recorded_sha.clear()
+    yield
+    services._recorded_sha.clear()
