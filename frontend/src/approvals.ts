@@ -71,8 +71,20 @@ async function refresh(root: HTMLElement): Promise<void> {
     } while (again);
   })().finally(() => {
     refreshing = null;
+    recheckOpenSessions(root);
   });
   return refreshing;
+}
+
+// "alice already has a debug session running on this pod" can go stale without any event on
+// this websocket: sessions starting and ending are announced to their own session's group, not
+// to the queue's. While the queue shows such a cue, read it again now and then.
+const OPEN_SESSION_RECHECK_MS = 10000;
+let recheck = 0;
+
+function recheckOpenSessions(root: HTMLElement): void {
+  window.clearTimeout(recheck);
+  if (root.querySelector("[data-open-sessions]")) recheck = window.setTimeout(() => void refresh(root), OPEN_SESSION_RECHECK_MS);
 }
 
 function connect(root: HTMLElement, attempt = 0): void {
@@ -104,4 +116,7 @@ function connect(root: HTMLElement, attempt = 0): void {
   });
 }
 
-if (list) connect(list);
+if (list) {
+  connect(list);
+  recheckOpenSessions(list);
+}
