@@ -67,7 +67,9 @@ def reap_once(*, now: datetime | None = None) -> ReapReport:
     started = time.monotonic()
     report = ReapReport()
     report.requests_expired = expire_pending(now=now)
-    report.sessions_expired = end_expired_sessions(now=now)
+    # Ended here, stopped below with every other session that is over: one bounded pool, one
+    # attempt per session per pass (a hung pod costs the pass one timeout, not two).
+    report.sessions_expired = end_expired_sessions(now=now, stop=False)
     _fail_abandoned_provisioning(now, report)
     _end_sessions_whose_shell_is_gone(report)
     _end_sessions_of_deactivated_users(report)

@@ -452,11 +452,12 @@ def end_reason_for(user: Any, session: DebugSession) -> EndReason:
     return EndReason.ADMIN
 
 
-def end_expired_sessions(*, now: datetime | None = None) -> int:
+def end_expired_sessions(*, now: datetime | None = None, stop: bool = True) -> int:
     """End every running session past its time limit; return how many.
 
     The ends are written one by one (each a short transaction); their cluster stops then run
-    together in a bounded pool, so one hung pod doesn't delay the others' ends.
+    together in a bounded pool, so one hung pod doesn't delay the others' ends. `stop=False`:
+    the caller stops them (the reaper's sweep does, with every other unclean session).
     """
     now = now or timezone.now()
     due = list(DebugSession.objects.filter(status=SessionStatus.RUNNING, expires_at__lte=now).values_list("pk", flat=True))
@@ -465,5 +466,6 @@ def end_expired_sessions(*, now: datetime | None = None) -> int:
         session = session_end(session_id=pk, actor=None, reason=EndReason.EXPIRED, cluster="caller")
         if session.status == SessionStatus.ENDED and session.end_reason == EndReason.EXPIRED and session.ended_by is None:
             targets.append(cluster_stop.StopTarget.of(session))
-    cluster_stop.stop_all(targets, by="reaper")
+    if stop:
+        cluster_stop.stop_all(targets, by="reaper")
     return len(targets)

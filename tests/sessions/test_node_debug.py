@@ -36,12 +36,13 @@ def node_session(alice: Any, bob: Any, *, profile: str = "general", duration: in
     return DebugSession.objects.get(request=req)
 
 
-def _creates(log: Path) -> list[dict[str, Any]]:
+def _creates(log: Path, *, dry_run: bool = False) -> list[dict[str, Any]]:
     found = []
     for line in log.read_text().splitlines():
         event = json.loads(line)
         if event["verb"] == "create" and event.get("objectRef", {}).get("resource") == "pods":
-            found.append(event["requestObject"])
+            if ("dryRun=All" in event.get("requestURI", "")) == dry_run:
+                found.append(event["requestObject"])
     return found
 
 
@@ -91,6 +92,11 @@ def test_the_node_pod_equals_the_one_kubectl_creates(
         assert result.returncode == 0, result.stderr
     (ours_pod,), (their_pod,) = _creates(ours_log), _creates(theirs_log)
     assert ours_pod["spec"] == their_pod["spec"]
+    # The request check dry-ran the same pod first (stand-ins for the session's marker and limit).
+    (tried,) = _creates(ours_log, dry_run=True)
+    assert tried["spec"]["containers"][0].get("securityContext") == ours_pod["spec"]["containers"][0].get("securityContext")
+    assert {k: v for k, v in tried["spec"].items() if k != "containers"} == {
+        k: v for k, v in ours_pod["spec"].items() if k != "containers"}
     assert their_pod["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "kubectl-debug"}
     assert ours_pod["metadata"] == {
         "name": session.pod,

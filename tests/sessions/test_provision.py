@@ -75,13 +75,15 @@ def pod_name(prefix: str = "distroless-nginx-") -> str:
 # --- the PATCH body, compared with the real kubectl ---------------------------------------
 
 
-def _patches(log: Path) -> list[dict[str, Any]]:
-    """PATCH bodies of pods/ephemeralcontainers from the apiserver audit log, in order."""
+def _patches(log: Path, *, dry_run: bool = False) -> list[dict[str, Any]]:
+    """PATCH bodies of pods/ephemeralcontainers from the apiserver audit log, in order: the real
+    ones, or (dry_run) the pre-flight dry runs the request check sent before them."""
     found = []
     for line in log.read_text().splitlines():
         event = json.loads(line)
         if event["verb"] == "patch" and event.get("objectRef", {}).get("subresource") == "ephemeralcontainers":
-            found.append(event["requestObject"])
+            if ("dryRun=All" in event.get("requestURI", "")) == dry_run:
+                found.append(event["requestObject"])
     return found
 
 
@@ -129,6 +131,14 @@ def test_the_patches_equal_the_ones_kubectl_sends(profile: str, settings: Any, a
     ours_patches, theirs_patches = _patches(ours_log), _patches(theirs_log)
     assert len(ours_patches) == 2
     assert ours_patches == theirs_patches
+    # Each request was dry-run first with the same object (stand-ins only for the session's
+    # name, marker and time limit, which admission doesn't judge).
+    dry = _patches(ours_log, dry_run=True)
+    assert len(dry) == 2
+    for tried, sent in zip(dry, ours_patches, strict=True):
+        tried_c, sent_c = tried["spec"]["ephemeralContainers"][-1], sent["spec"]["ephemeralContainers"][-1]
+        assert {k: v for k, v in tried_c.items() if k not in ("name", "env", "command")} == {
+            k: v for k, v in sent_c.items() if k not in ("name", "env", "command")}
     assert "$setElementOrder/ephemeralContainers" in ours_patches[1]["spec"]
     assert ours_patches[0]["spec"]["ephemeralContainers"][0]["command"][:3] == ["timeout", "-s", "KILL"]
 
