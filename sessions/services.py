@@ -23,7 +23,7 @@ from approvals.models import DebugRequest
 from approvals.policy.schema import DEFAULT_MAX_DURATION_MINUTES
 from portal import permissions
 from portal.audit import AuditOrigin, record_event
-from portal.events import publish_on_commit, session_group
+from portal.events import APPROVALS_GROUP, publish_on_commit, session_group
 from portal.kube import (
     ContainerState,
     KubeError,
@@ -89,6 +89,8 @@ def _publish(session: DebugSession) -> None:
             "message": message,
         },
     )
+    # The approvals queue shows "already has a session running on this target": keep it current.
+    publish_on_commit(APPROVALS_GROUP, {"type": "request.changed", "id": str(session.request_id), "status": "session"})
 
 
 def _move(session: DebugSession, to: str) -> None:
