@@ -12,11 +12,13 @@ TYPED := portal approvals sessions kubesim bench
 
 deps: $(STAMP_PY) $(BUNDLE)
 
-# Python dependencies, pinned in requirements/, into a local virtualenv.
-$(STAMP_PY): requirements/base.txt requirements/dev.txt
+# Python dependencies, pinned in requirements/, into a local virtualenv; and the kubectl plugin
+# (cli/, its own package) as .venv/bin/kubectl-ephemera, editable so tests run the source as it is.
+$(STAMP_PY): requirements/base.txt requirements/dev.txt cli/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
+	$(PY) -m pip install --quiet -e ./cli
 	touch $@
 
 # npm packages from the lockfile (xterm.js, asciinema-player, esbuild); nothing from a CDN.
