@@ -107,6 +107,9 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
             if recorded and not len(self.terminal.tail):
                 self.terminal.tail.append(recorded)
         tail = self.terminal.tail.snapshot()
+        from sessions.review.presence import watcher_names
+
+        watchers = await database_sync_to_async(watcher_names)(self.session_id)  # who is watching already
         await self.send(
             bytes_data=protocol.status(
                 "connected",
@@ -115,6 +118,7 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
                 + recording.notice(),
                 expires_at=self.expires_at.isoformat(),
                 reattached=bool(tail),
+                watchers=watchers,
             )
         )
         if tail:
@@ -279,6 +283,12 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
         """From the session's group (portal.notifications.ending_soon): a status line, nothing closes."""
         if not (self.closing or self.expiring):
             await self.send(bytes_data=protocol.status("ending_soon", str(event.get("message") or ""), expires_at=event.get("expires_at")))
+
+    async def session_watchers(self, event: dict[str, Any]) -> None:
+        """From the session's group (sessions.review.presence): someone started or stopped watching."""
+        if not (self.closing or self.expiring):
+            await self.send(bytes_data=protocol.status(
+                str(event["event"]), str(event.get("message") or ""), watcher=event.get("watcher"), watchers=event.get("watchers") or []))
 
     async def replaced(self) -> None:
         await self._finish(protocol.CLOSE_REPLACED, "replaced", "This terminal was opened in another window.")

@@ -2,11 +2,14 @@
 
 Only output goes out (the current screen on join, then what the shell prints, coalesced by
 the recorder every 100 ms through the channel layer); nothing a watcher sends is read, so
-a watcher can never type into the engineer's shell. Opening it is audited.
+a watcher can never type into the engineer's shell. Opening it is audited, and while it is
+open the watcher is in sessions.review.presence (the requester's terminal and the running
+sessions page show who is watching).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +28,7 @@ from sessions.choices import SessionStatus
 from sessions.models import DebugSession
 from sessions.recording.live import watch_group
 from sessions.recording.selectors import output_tail
-from sessions.review import services
+from sessions.review import presence, services
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ class WatchConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
         self.session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
         self.joined: list[str] = []
         self.closing = False
+        self.watch_id: Any = None  # this socket's row in sessions.review.presence
+        self.refresher: asyncio.Task | None = None
         self.outbound = probe_for(self.base_send)
         await self.accept()  # first, so a refusal carries a close code and a message
         # Before the check: a revocation from now on is heard (portal.access_events).
@@ -79,6 +84,10 @@ class WatchConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
         for group in (watch_group(self.session_id), session_group(self.session_id)):
             await self.channel_layer.group_add(group, self.channel_name)
             self.joined.append(group)
+        # After joining the session's group: an end from now on reaches _finish, which removes
+        # the row again (an end before this is caught by the row's session being over).
+        self.watch_id = await database_sync_to_async(presence.watch_opened)(session_id=self.session_id, watcher=user)
+        self.refresher = asyncio.create_task(self._refresh_presence(user))
         await self.send(
             bytes_data=protocol.status(
                 "watching", f"Watching {access.requester}'s session live, read-only: nothing you type reaches it."
@@ -114,6 +123,24 @@ class WatchConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
         if not self.closing:
             await self.send(bytes_data=protocol.status("ending_soon", str(event.get("message") or ""), expires_at=event.get("expires_at")))
 
+    async def session_watchers(self, event: dict[str, Any]) -> None:
+        """The same group tells the requester who watches (this one included): not for watchers."""
+
+    async def _refresh_presence(self, user: Any) -> None:
+        """Keep this watch's row fresh, so readers don't take it for a dead process's."""
+        while not self.closing:
+            await asyncio.sleep(presence.WATCH_REFRESH_SECONDS)
+            if self.closing:
+                return
+            try:
+                if not await database_sync_to_async(presence.watch_seen)(watch_id=self.watch_id):
+                    # Cleaned up as stale while this process stalled: open it again.
+                    self.watch_id = await database_sync_to_async(presence.watch_opened)(
+                        session_id=self.session_id, watcher=user
+                    )
+            except Exception:  # the next round tries again; the watch itself goes on
+                log.exception("watch of %s: refreshing who is watching failed", self.session_id)
+
     def _access_now(self) -> WatchAccess:
         """Sync: the handshake's credential must still hold (it may have been revoked since)."""
         user, problem = self.credential_user()
@@ -147,4 +174,13 @@ class WatchConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
         for group in self.joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         self.joined = []
+        if self.refresher is not None and self.refresher is not asyncio.current_task():
+            self.refresher.cancel()
+        self.refresher = None
+        watch_id, self.watch_id = self.watch_id, None
+        if watch_id is not None:
+            try:
+                await database_sync_to_async(presence.watch_closed)(watch_id=watch_id)
+            except Exception:  # the row goes stale on its own; the requester just hears nothing
+                log.exception("watch of %s: recording the leave failed", self.session_id)
         await self.leave_access_group()

@@ -8,6 +8,7 @@ import { Unicode11Addon } from "@xterm/addon-unicode11";
 import { WebLinksAddon } from "@xterm/addon-web-links";
 import { WebglAddon } from "@xterm/addon-webgl";
 import { CLOSE_REPLACED, FINAL_CLOSE_CODES, OUTPUT, STATUS, ackFrame, inputFrames, parseStatus, resizeFrame } from "./protocol";
+import { showWatchers } from "./watchers";
 
 // Ack in batches: each ack is a frame, but the server only pauses past 1 MiB unacked.
 const ACK_EVERY = 64 * 1024;
@@ -144,6 +145,7 @@ export function startTerminal(els: TerminalElements, wsPath: string, hooks: Term
           attempts = 0;
           hooks.banner(msg.message, "ok");
           hooks.connected(msg.expires_at ? new Date(msg.expires_at) : null);
+          showWatchers(msg.watchers ?? []);
           if (msg.reattached) term.reset(); // the restored tail repaints from a clean screen
           term.focus();
         } else if (msg.event === "ended" || msg.event === "expired") {
@@ -156,6 +158,8 @@ export function startTerminal(els: TerminalElements, wsPath: string, hooks: Term
         } else {
           // An approved extension moves the limit: the countdown follows at once.
           if (msg.event === "extended" && msg.expires_at) hooks.extended(new Date(msg.expires_at));
+          // Someone started or stopped watching: the banner says who, the badge who is now.
+          if (msg.event === "watcher_joined" || msg.event === "watcher_left") showWatchers(msg.watchers ?? []);
           hooks.banner(msg.message, msg.event === "error" || msg.event === "revoked" || msg.event === "denied" ? "error" : "info");
           if (msg.reconnect === false || msg.event === "denied" || msg.event === "revoked") finished = true;
         }
@@ -167,6 +171,7 @@ export function startTerminal(els: TerminalElements, wsPath: string, hooks: Term
       if (ev.code === CLOSE_REPLACED) showReplaced();
       if (finished || stopped || FINAL_CLOSE_CODES.has(ev.code)) {
         finished = true;
+        showWatchers([]); // over: nobody watches this terminal any more
         if (ev.reason && !replaced && !stopped) hooks.banner(ev.reason, "error");
         term.options.disableStdin = true;
         hooks.closed(true);

@@ -58,6 +58,8 @@ export interface StatusMessage {
   expires_at?: string;
   reconnect?: boolean;
   reattached?: boolean;
+  watcher?: string; // watcher_joined / watcher_left: who
+  watchers?: string[]; // connected, watcher_joined, watcher_left: everyone watching now
 }
 
 export function parseStatus(payload: Uint8Array): StatusMessage {
