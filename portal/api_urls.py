@@ -17,6 +17,7 @@ urlpatterns = [
     path("v1/requests/<uuid:pk>/approve", requests_api.RequestApproveView.as_view(), name="api-request-approve"),
     path("v1/requests/<uuid:pk>/deny", requests_api.RequestDenyView.as_view(), name="api-request-deny"),
     path("v1/requests/<uuid:pk>/cancel", requests_api.RequestCancelView.as_view(), name="api-request-cancel"),
+    path("v1/sessions", sessions_api.SessionListView.as_view(), name="api-sessions"),
     path("v1/sessions/<uuid:pk>", sessions_api.SessionDetailView.as_view(), name="api-session"),
     path("v1/sessions/<uuid:pk>/end", sessions_api.SessionEndView.as_view(), name="api-session-end"),
     path("v1/sessions/<uuid:pk>/extend", sessions_api.SessionExtendView.as_view(), name="api-session-extend"),

@@ -1,22 +1,26 @@
-"""JSON API for debug sessions: read one, end one, ask for more time and decide on it."""
+"""JSON API for debug sessions: list them, read one, end one, ask for more time and decide on it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.api import conflict_response, parsed, validation_response
+from approvals.choices import RequestKind
 from approvals.serializers import CommentSerializer, SessionSerializer
 from portal import permissions
 from portal.audit import AuditOrigin
 from sessions import extensions, selectors, services
+from sessions.choices import SessionStatus
 from sessions.models import DebugSession, SessionExtension
+from sessions.running.selectors import RunningFilters, running_sessions
+from sessions.running.serializers import RunningSessionSerializer
 from sessions.serializers import EndSerializer, ExtendSerializer, ExtensionSerializer
 
 
@@ -25,6 +29,25 @@ def _visible_or_404(request: Request, session_id: Any) -> DebugSession:
         return selectors.get_visible_session(request.user, session_id)
     except DebugSession.DoesNotExist:
         raise NotFound("No such session.") from None
+
+
+class SessionListView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=list(SessionStatus.values), description="Default: running."),
+            OpenApiParameter("namespace", str, description="The target's namespace, exactly."),
+            OpenApiParameter("requester", str, description="The requester's username, exactly."),
+            OpenApiParameter("kind", str, enum=list(RequestKind.values)),
+        ],
+        responses={200: RunningSessionSerializer(many=True), 400: None},
+        summary="Sessions in your scope, newest first (at most 200): all for auditors and admins, the ones whose "
+        "rule you approve for approvers, your own for everyone",
+    )
+    def get(self, request: Request) -> Response:
+        filters, errors = RunningFilters.parse(request.query_params)
+        if errors:
+            return Response(errors, status=400)
+        return Response(RunningSessionSerializer(running_sessions(request.user, filters), many=True).data)
 
 
 class SessionDetailView(APIView):

@@ -6,6 +6,7 @@ from sessions import views
 
 urlpatterns = [
     path("oversight/", views.oversight_page, name="oversight"),
+    path("running/", include("sessions.running.urls")),
     path("", include("sessions.review.urls")),
     path("<uuid:session_id>/", views.session_detail, name="session_detail"),
     path("<uuid:session_id>/end", views.session_end, name="session_end"),
