@@ -146,7 +146,8 @@ def test_request_live_approval_terminal_and_end(browser, portal_url):
         alice.mouse.move(0, 0)
         alice.evaluate("window.scrollTo(0, 0)")
         alice.wait_for_timeout(300)
-        alice.screenshot(path=str(SCREENSHOTS / "terminal.png"), full_page=True)
+        # The README's terminal.png comes from tests/browser/test_running_sessions.py (the queue
+        # next to a session, without the host's process list `ps aux` shows under kubesim).
 
         dialogs: list[str] = []
 
