@@ -4,9 +4,11 @@
     .venv/bin/python bench/terminal.py --streams 50,100,300  # the many-sessions probe at big N
     .venv/bin/python bench/terminal.py --only relay          # one part: idle, echo, flood, probe, relay, ttyd
 
-Starts kubesim (subprocess), migrates a temporary SQLite database, creates a user, an API
-token and auto-approved debug sessions through the services, starts the portal under Daphne
-on 127.0.0.1, then measures, each through Ephemera and directly against kubesim's attach:
+Starts kubesim (subprocess), migrates a temporary SQLite database (or, with a PostgreSQL
+DATABASE_URL, a scratch database of its own next to the one named, dropped at the end),
+creates a user, an API token and auto-approved debug sessions through the services, starts
+the portal under Daphne on 127.0.0.1, then measures, each through Ephemera and directly
+against kubesim's attach:
   - idle: Daphne's RSS before/after opening --idle terminal websockets (per terminal);
   - echo: one byte in, wait for its echo, --keystrokes times (p50, p99);
   - flood: bulk output through the terminal, median of --runs, for three kinds of output:
@@ -46,6 +48,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -174,10 +177,33 @@ def setup_django(env: dict[str, str], *, migrate: bool = True) -> None:
     import django
 
     django.setup()
-    if migrate:
+    if not migrate:
+        return
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        # A scratch database of our own next to the one named (created, migrated; dropped by
+        # drop_scratch_database), and every process of the bench pointed at it.
+        connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+        name = connection.settings_dict["NAME"]
+        url = urlsplit(env["DATABASE_URL"])
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"] = urlunsplit(url._replace(path=f"/{name}"))
+        print(f"PostgreSQL, scratch database {name}", flush=True)
+    else:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+
+
+def drop_scratch_database() -> None:
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        return
+    name = connection.settings_dict["NAME"]
+    connections.close_all()
+    with connection._nodb_cursor() as cursor:  # WITH (FORCE): the provisioner's threads may hold connections
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def make_user_and_token() -> tuple[Any, str]:
@@ -763,18 +789,21 @@ def main() -> None:
                 "DJANGO_SETTINGS_MODULE": "portal.settings",
                 "EPHEMERA_DEMO": "1",
                 "EPHEMERA_VAR_DIR": str(tmp),
-                "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
+                "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{tmp / 'bench.sqlite3'}"),
                 "KUBECONFIG": str(cluster.kubeconfig),
                 "EPHEMERA_POLICY_FILE": str(tmp / "policy.yaml"),
                 "LOG_LEVEL": "WARNING",
             }
             setup_django(env)
-            user, token = make_user_and_token()
-            print(f"kubesim on {cluster.url}; provisioning {needed} sessions...", flush=True)
-            sessions = make_sessions(user, needed)
-            port = free_port()
-            with daphne(port, env, tmp / "daphne.log") as pid:
-                asyncio.run(measure(args, port, token, sessions, pid, files, env, tmp))
+            try:
+                user, token = make_user_and_token()
+                print(f"kubesim on {cluster.url}; provisioning {needed} sessions...", flush=True)
+                sessions = make_sessions(user, needed)
+                port = free_port()
+                with daphne(port, env, tmp / "daphne.log") as pid:
+                    asyncio.run(measure(args, port, token, sessions, pid, files, env, tmp))
+            finally:
+                drop_scratch_database()
         print(f"done, load average {load()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
