@@ -9,6 +9,7 @@ import json
 import sys
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from ephemera_cli import config
 from ephemera_cli.client import Portal, PortalError
@@ -145,19 +146,15 @@ def _approvals(req: dict[str, Any]) -> str:
 
 
 async def get(args: argparse.Namespace) -> Exit:
-    sessions = args.resource.startswith("session")
+    if args.resource.startswith("session"):
+        return await _get_sessions(args)
     async with Portal(config.load()) as api:
-        if args.id and not sessions:
+        if args.id:
             rows = [await api.get(f"/api/v1/requests/{object_id(args.id, 'request')}")]
-        elif args.id:
-            one = await api.get(f"/api/v1/sessions/{object_id(args.id, 'session')}")
-            rows = [{"id": one.get("request_id"), "session": one}]
         else:
             rows = await api.get("/api/v1/requests")
     if args.status:
-        rows = [r for r in rows if ((r.get("session") or {}) if sessions else r).get("status") == args.status]
-    if sessions:
-        return _print_sessions(args, [r for r in rows if r.get("session")])
+        rows = [r for r in rows if r.get("status") == args.status]
     if args.output == "json":
         dump(rows[0] if args.id else rows)
         return Exit.OK
@@ -169,17 +166,27 @@ async def get(args: argparse.Namespace) -> Exit:
     return Exit.OK
 
 
-def _print_sessions(args: argparse.Namespace, rows: list[dict[str, Any]]) -> Exit:
-    if args.output == "json":
-        items = [r["session"] for r in rows]
-        dump(items[0] if args.id and items else items)
-        return Exit.OK
+async def _get_sessions(args: argparse.Namespace) -> Exit:
+    """The portal's session list (its scope: yours, those you approve for, all for auditors);
+    `running` ones unless --status says otherwise."""
+    async with Portal(config.load()) as api:
+        if args.id:
+            one = await api.get(f"/api/v1/sessions/{object_id(args.id, 'session')}")
+            if args.output == "json":
+                dump(one)
+                return Exit.OK
+            rows = [{**one, "target": f"{one.get('namespace', '')}/{one.get('pod', '')}", "requester": "-", "watchers": []}]
+        else:
+            query = "&".join(f"{k}={quote(v)}" for k, v in (("status", args.status), ("namespace", args.namespace)) if v)
+            rows = await api.get("/api/v1/sessions" + (f"?{query}" if query else ""))
+            if args.output == "json":
+                dump(rows)
+                return Exit.OK
     table(
-        [[r["session"]["id"], r["session"].get("status", ""), r.get("requester", "-"),
-          target(r) if "kind" in r else f"{r['session'].get('namespace', '')}/{r['session'].get('pod', '')}",
-          until(r["session"].get("expires_at")) if r["session"].get("status") == "running" else "-",
-          r.get("id", "?")] for r in rows],
-        ["SESSION", "STATUS", "REQUESTER", "TARGET", "ENDS", "REQUEST"],
+        [[r["id"], r.get("status", ""), r.get("requester", ""), r.get("target", ""),
+          until(r.get("expires_at")) if r.get("status") == "running" else "-",
+          ",".join(r.get("watchers") or []) or "-", r.get("request_id", "")] for r in rows],
+        ["SESSION", "STATUS", "REQUESTER", "TARGET", "ENDS", "WATCHERS", "REQUEST"],
     )
     return Exit.OK
 

@@ -96,7 +96,8 @@ def build_parser() -> Parser:
     p = sub.add_parser("get", help="list requests or sessions", epilog=EXIT_CODES_HELP, formatter_class=fmt)
     p.add_argument("resource", choices=["requests", "request", "sessions", "session"])
     p.add_argument("id", nargs="?", metavar="ID", help="just this one")
-    p.add_argument("--status", help="only these (e.g. pending, running)")
+    p.add_argument("--status", help="only these (requests: e.g. pending; sessions: running unless given, or ended, failed...)")
+    p.add_argument("-n", "--namespace", help="sessions: only those on pods in this namespace")
     _output_flag(p)
     p.set_defaults(run=commands.get)
 

@@ -113,6 +113,7 @@ class Attachment:
         self.last_event: dict[str, Any] = {}
         self.last_output = time.monotonic()
         self.resize_timer: asyncio.TimerHandle | None = None
+        self.resize_later = False
 
     # --- the local terminal --------------------------------------------------------------------
 
@@ -163,13 +164,21 @@ class Attachment:
         self.detach()
 
     def on_winch(self) -> None:
-        # Dragging a window edge sends a burst of SIGWINCH: send the size once it settles.
+        # The first change goes out at once (the next key typed may depend on it); dragging a
+        # window edge sends a burst of SIGWINCH, which is sent as one size every 50 ms at most.
         if self.resize_timer is not None:
-            self.resize_timer.cancel()
-        self.resize_timer = asyncio.get_running_loop().call_later(0.05, self.send_size)
+            self.resize_later = True
+            return
+        self.send_size()
+        self.resize_timer = asyncio.get_running_loop().call_later(0.05, self._winch_settled)
+
+    def _winch_settled(self) -> None:
+        self.resize_timer = None
+        if self.resize_later:
+            self.resize_later = False
+            self.on_winch()
 
     def send_size(self) -> None:
-        self.resize_timer = None
         if self.ws is not None and not self.ws.closed:
             self.outbox.put_nowait(protocol.resize(*window_size(self.stdout_fd, self.stdin_fd)))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import PLUGIN, Stack, User, plugin_env, pod_request
+from tests.cli.conftest import PLUGIN, Stack, User, plugin_env, pod_request, wait_for
 from tests.e2e.test_sigkill import _free_port
 
 pytestmark = pytest.mark.slow
@@ -122,12 +122,17 @@ def test_approve_and_deny_from_the_plugin(stack: Stack, alice: User, bob: User) 
     assert table.stdout.splitlines()[0].split() == ["ID", "STATUS", "REQUESTER", "TARGET", "PROFILE", "APPROVALS", "AGE", "REASON"]
 
     session = alice.api("GET", f"/api/v1/requests/{first}")[1]["session"]
-    sessions = {s["id"]: s for s in alice.json("get", "sessions")}
-    assert session["id"] in sessions
+    wait_for(lambda: alice.api("GET", f"/api/v1/sessions/{session['id']}")[1]["status"] == "running", 60)
+    running = {s["id"]: s for s in bob.json("get", "sessions")}
+    assert running[session["id"]]["requester"] == "alice" and running[session["id"]]["request_id"] == first
+    assert session["id"] in bob.run("get", "sessions", "-n", "default").stdout
+    assert session["id"] not in bob.run("get", "sessions", "-n", "payments").stdout
     assert alice.json("get", "session", session["id"])["request_id"] == first
     # bob may end alice's session (revoke) only with a reason: the portal's 400, exit 1.
     assert bob.run("end", session["id"]).returncode == 1
     assert bob.json("end", session["id"], "--reason", "done here")["status"] == "ended"
+    assert session["id"] not in {s["id"] for s in alice.json("get", "sessions")}
+    assert session["id"] in {s["id"] for s in alice.json("get", "sessions", "--status", "ended")}
 
 
 def test_sysadmin_needs_two_approvals_and_the_preview_says_so(stack: Stack, alice: User, bob: User, carol: User) -> None:
