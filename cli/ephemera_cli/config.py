@@ -26,6 +26,11 @@ class Config:
     url: str
     token: str
 
+    def __post_init__(self) -> None:
+        # It goes into an HTTP header: printable ASCII without spaces, or nothing at all.
+        if self.token and not all(0x21 <= ord(c) <= 0x7E for c in self.token):
+            raise CliError(f"that is not an API token (spaces or odd characters in it); {LOGIN_HINT}", Exit.USAGE)
+
 
 def config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME", "").strip()

@@ -20,6 +20,7 @@ import sys
 import termios
 import time
 import tty
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,8 +98,10 @@ class Attachment:
 
     def __init__(self, api: Portal, session: dict[str, Any], *, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
         self.api = api
-        self.session_id = str(session["id"])
-        self.url = websocket_url(api.config.url, str(session.get("websocket_path") or f"/ws/sessions/{self.session_id}/terminal"))
+        # The documented path, built from the id as a UUID: never a path or host from an answer,
+        # which would decide where the token goes.
+        self.session_id = str(uuid.UUID(str(session["id"])))
+        self.url = websocket_url(api.config.url, f"/ws/sessions/{self.session_id}/terminal")
         self.stdin_fd, self.stdout_fd = stdin_fd, stdout_fd
         self.tty = os.isatty(stdout_fd)
         self.newline = b"\r\n"  # raw mode (no output processing), and harmless in a pipe

@@ -150,6 +150,19 @@ def test_sysadmin_needs_two_approvals_and_the_preview_says_so(stack: Stack, alic
     assert alice.json("end", sid)["status"] == "ended"
 
 
+def test_a_node_request_needs_its_ticket_and_two_approvers(stack: Stack, alice: User) -> None:
+    refused = alice.run("debug", "node/debian-11", "--profile=sysadmin", "--reason", "disk full", "--no-wait")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("kubectl-ephemera: --ticket: "), refused.stderr
+    result = alice.run("debug", "node/debian-11", "--profile=sysadmin", "--reason", "disk full", "--ticket", "INC-7",
+                       "--no-wait", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    req = json.loads(result.stdout)
+    assert (req["kind"], req["node"], req["ticket"], req["policy"]["rule"]) == ("node", "debian-11", "INC-7", "node-and-sysadmin")
+    assert alice.api("POST", f"/api/v1/requests/{req['id']}/cancel")[0] == 200
+    assert alice.run("debug", "node/debian-11", "--target=x", "--reason", "r").returncode == 2
+
+
 def test_a_refused_request_names_the_plugins_flags(stack: Stack, alice: User) -> None:
     result = alice.run("debug", stack.nginx, "-n", "default", "--target=distroless-nginx-ctr", "--reason", "r",
                        "--duration", "600m", "--no-wait")

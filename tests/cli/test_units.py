@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from ephemera_cli import config, protocol
+from ephemera_cli.client import Portal
 from ephemera_cli.errors import CliError, Exit
 from ephemera_cli.output import clean, parse_minutes, parse_seconds
-from ephemera_cli.terminal import DetachKeys
+from ephemera_cli.terminal import Attachment, DetachKeys
 
 
 def test_ctrl_p_ctrl_q_detaches_even_split_across_reads() -> None:
@@ -102,3 +103,19 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("EPHEMERA_URL", "http://ci.example")
     with pytest.raises(CliError):
         config.load()
+
+
+def test_a_token_that_would_break_the_header_is_refused() -> None:
+    for bad in ("abc\r\nX-Evil: 1", "has space", "tökén"):
+        with pytest.raises(CliError) as exc:
+            config.Config("https://a.example", bad)
+        assert exc.value.code == Exit.USAGE
+
+
+def test_the_terminal_url_comes_from_the_session_id_not_from_the_answer() -> None:
+    api = Portal(config.Config("https://portal.example/prefix", "t"))
+    sid = "6f1c2d3e-0000-4000-8000-000000000001"
+    attachment = Attachment(api, {"id": sid, "websocket_path": "@evil.example/steal"})
+    assert attachment.url == f"wss://portal.example/prefix/ws/sessions/{sid}/terminal"
+    with pytest.raises(ValueError):
+        Attachment(api, {"id": "../../api/v1/audit/export"})
