@@ -35,6 +35,7 @@ CTRL_P, CTRL_Q = 0x10, 0x11
 DETACH_HELP = "Ctrl-P Ctrl-Q"
 RECONNECT_GIVE_UP_SECONDS = 120.0  # dropped for this long in a row: say the portal is unreachable
 STDIN_EOF_QUIET_SECONDS = 1.0  # piped input: detach once the output has been quiet this long
+MAX_EARLY_INPUT = 1024 * 1024  # input kept while not connected (a paste, a piped script)
 
 
 class DetachKeys:
@@ -117,6 +118,8 @@ class Attachment:
         self.last_output = time.monotonic()
         self.resize_timer: asyncio.TimerHandle | None = None
         self.resize_later = False
+        self.early_input = b""
+        self.connected = False  # a terminal connection has said `connected` at least once
 
     # --- the local terminal --------------------------------------------------------------------
 
@@ -152,6 +155,9 @@ class Attachment:
         if data and self.ws is not None and not self.ws.closed:
             for frame in protocol.input_frames(data):
                 self.outbox.put_nowait(frame)
+        elif data and len(self.early_input) < MAX_EARLY_INPUT:
+            # Typed (or piped) before the terminal is connected: sent once it is, as kubectl does.
+            self.early_input += data[: MAX_EARLY_INPUT - len(self.early_input)]
         if detach:
             self.detach()
 
@@ -162,7 +168,7 @@ class Attachment:
             asyncio.get_running_loop().create_task(self.ws.close())
 
     async def _detach_when_quiet(self) -> None:
-        while time.monotonic() - self.last_output < STDIN_EOF_QUIET_SECONDS:
+        while not self.connected or self.early_input or time.monotonic() - self.last_output < STDIN_EOF_QUIET_SECONDS:
             await asyncio.sleep(0.2)
         self.detach()
 
@@ -222,6 +228,11 @@ class Attachment:
         self.last_event = event
         name, message = str(event.get("event", "")), clean(str(event.get("message", "")))
         if name == "connected":
+            self.connected = True
+            # The shell is attached now: what was typed (or piped) meanwhile goes to it.
+            for frame in protocol.input_frames(self.early_input):
+                self.outbox.put_nowait(frame)
+            self.early_input = b""
             if event.get("reattached") and self.tty:
                 # The next output replays the screen's tail: start from a clear screen, not
                 # under a copy of it (the scrollback stays).
@@ -261,6 +272,9 @@ class Attachment:
         except (TimeoutError, aiohttp.ClientError, OSError):
             return None
         self.ws = ws
+        if self.detached.is_set():  # detached while connecting
+            await ws.close()
+            return ws.close_code
         sender = asyncio.get_running_loop().create_task(self._send_loop(ws))
         try:
             self.outbox.put_nowait(protocol.resize(*window_size(self.stdout_fd, self.stdin_fd)))

@@ -117,6 +117,17 @@ def test_an_approver_revoking_the_session_ends_the_terminal_with_exit_8(stack: S
     assert "\x1b]0;" not in (child.before or ""), "another user's text must not reach the terminal's escape parser"
 
 
+def test_piped_input_reaches_the_shell_and_the_plugin_detaches_when_it_ends(stack: Stack, alice: User) -> None:
+    code, req = alice.api("POST", "/api/v1/requests", pod_request(stack, profile="restricted", reason="scripted"))
+    assert code == 201 and req["status"] == "approved", req
+    sid = wait_for(lambda: (alice.api("GET", f"/api/v1/requests/{req['id']}")[1]["session"] or {}).get("id"), 60)
+    result = alice.run("attach", sid, input="echo PIPED$((40+2))\n", timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert "PIPED42" in result.stdout
+    assert "stdin is not a terminal" in result.stderr
+    assert alice.json("end", sid)["status"] == "ended"
+
+
 def test_a_denial_while_waiting_exits_3_with_who_and_why(stack: Stack, alice: User, bob: User) -> None:
     child = _debug(stack, alice)
     child.expect(rf"Request ({UUID}): pending")
