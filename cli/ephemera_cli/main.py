@@ -58,7 +58,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
-    p = sub.add_parser("login", help="store the portal URL and your API token", description=LOGIN_HELP,
+    p = sub.add_parser("login", help="store the portal URL and your API token (SSO in the browser: not yet)", description=LOGIN_HELP,
                        epilog=EXIT_CODES_HELP, formatter_class=fmt)
     p.add_argument("url", metavar="URL")
     p.add_argument("--token", help="the API token (omit to be prompted)")

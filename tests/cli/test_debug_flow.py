@@ -128,6 +128,24 @@ def test_piped_input_reaches_the_shell_and_the_plugin_detaches_when_it_ends(stac
     assert alice.json("end", sid)["status"] == "ended"
 
 
+def test_a_cut_cluster_stream_reconnects_to_the_same_shell(stack: Stack, alice: User) -> None:
+    child = alice.spawn("debug", stack.nginx, "-n", "default", f"--target={TARGET}", "--profile=restricted",
+                        "--reason", "flaky network", "--duration", "10m")
+    child.expect(rf"Session ({UUID}) is running")
+    sid = child.match.group(1)
+    child.expect(r"\[ephemera\] Attached to session")
+    before = _pid(child, "C")
+    assert stack.cluster.faults.cut_streams(namespace="default", pod=stack.nginx) >= 1
+    child.expect(r"\[ephemera\] Connection lost; reconnecting in \d+s")
+    child.expect(r"\[ephemera\] Attached to session", timeout=30)
+    assert _pid(child, "D") == before
+    child.send("\x10\x11")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert alice.json("end", sid)["status"] == "ended"
+
+
 def test_a_denial_while_waiting_exits_3_with_who_and_why(stack: Stack, alice: User, bob: User) -> None:
     child = _debug(stack, alice)
     child.expect(rf"Request ({UUID}): pending")
