@@ -146,6 +146,26 @@ def test_a_cut_cluster_stream_reconnects_to_the_same_shell(stack: Stack, alice: 
     assert alice.json("end", sid)["status"] == "ended"
 
 
+def test_the_time_limit_ends_the_terminal_with_exit_4(stack: Stack, alice: User) -> None:
+    child = alice.spawn("debug", stack.nginx, "-n", "default", f"--target={TARGET}", "--profile=restricted",
+                        "--reason", "short one", "--duration", "10m")
+    child.expect(rf"Session ({UUID}) is running")
+    sid = child.match.group(1)
+    child.expect(r"\[ephemera\] Attached to session")
+    # The time runs out (moved, not waited for); the worker ends the session as at any limit.
+    stack.portal.query(
+        "from sessions.models import DebugSession; from django.utils import timezone; from datetime import timedelta;"
+        f"print(DebugSession.objects.filter(pk='{sid}').update(expires_at=timezone.now() - timedelta(seconds=1)))"
+    )
+    if not stack.portal.workers:
+        stack.portal.start_reaper()
+    child.expect(r"\[ephemera\] ", timeout=60)
+    child.expect(pexpect.EOF, timeout=30)
+    child.close()
+    assert child.exitstatus == 4, child.before
+    assert alice.api("GET", f"/api/v1/sessions/{sid}")[1]["end_reason"] == "expired"
+
+
 def test_a_denial_while_waiting_exits_3_with_who_and_why(stack: Stack, alice: User, bob: User) -> None:
     child = _debug(stack, alice)
     child.expect(rf"Request ({UUID}): pending")
