@@ -89,6 +89,9 @@ class Portal:
         if 200 <= status < 300:
             return data
         words = _words(data, names) if data is not None else f"HTTP {status}"
+        if not isinstance(data, dict | list) and not 200 <= status < 400:
+            # A page, not the API's JSON: a proxy's error page, or not the portal at all.
+            words = f"HTTP {status}, and not the portal's JSON: is {self.config.url} the portal? ({LOGIN_HINT})"
         if 300 <= status < 400:
             raise PortalError(
                 f"the portal redirects {path} to {clean(location) or '?'}; log in with the portal's real URL ({LOGIN_HINT})",

@@ -58,8 +58,11 @@ async def login(args: argparse.Namespace) -> Exit:
         try:
             await api.get(f"/api/v1/requests/{_NO_SUCH_REQUEST}")
         except PortalError as exc:
-            if exc.status != 404:
+            # The portal's own 404 is JSON; any web server says 404 to a path it doesn't know.
+            if exc.status != 404 or not isinstance(exc.body, dict) or "detail" not in exc.body:
                 raise
+        else:
+            raise CliError(f"{url} doesn't answer like an Ephemera portal; check the URL", Exit.USAGE)
     path = config.save(cfg)
     print(f"Logged in to {url}; the token is in {path} (readable only by you).")
     return Exit.OK

@@ -3,11 +3,13 @@ exit codes scripts rely on (bad token 7, portal down 6, usage 2, refusals 1)."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,29 @@ def test_portal_down_exits_6(tmp_path: Path) -> None:
     assert f"can't reach the portal at {dead}" in result.stderr
     result = user.run("get", "sessions", env={**user.env, "EPHEMERA_URL": dead, "EPHEMERA_TOKEN": "eph_whatever"})
     assert result.returncode == 6
+
+
+def test_login_to_something_that_is_not_the_portal_saves_nothing(tmp_path: Path) -> None:
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<h1>Not Found</h1>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = User("x", "", tmp_path, None).run("login", url, "--token", "eph_x")  # type: ignore[arg-type]
+    finally:
+        server.shutdown()
+    assert result.returncode == 1
+    assert "not the portal's JSON" in result.stderr
+    assert not (tmp_path / ".config" / "ephemera" / "config.json").exists()
 
 
 def test_plain_http_to_another_host_is_refused_before_any_token_is_sent(tmp_path: Path) -> None:
