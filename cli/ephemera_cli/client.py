@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from types import TracebackType
-from typing import Any
+from typing import IO, Any, NoReturn
 
 import aiohttp
 
@@ -18,6 +18,8 @@ from ephemera_cli.errors import CliError, Exit
 from ephemera_cli.output import clean
 
 TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+# A download (a recording) may take longer than one API call; what must not happen is a stall.
+DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_read=30)
 
 
 class PortalError(CliError):
@@ -88,6 +90,29 @@ class Portal:
             data = raw.decode("utf-8", "replace")
         if 200 <= status < 300:
             return data
+        self.fail(path, status, data, location, names)
+
+    async def download(self, path: str, into: IO[bytes]) -> None:
+        """GET a file (not JSON) into `into`, chunk by chunk; refusals raise as `call`'s do."""
+        assert self.http is not None, "use `async with Portal(...)`"
+        try:
+            async with self.http.get(self.config.url + path, allow_redirects=False, timeout=DOWNLOAD_TIMEOUT) as resp:
+                if 200 <= resp.status < 300:
+                    async for chunk in resp.content.iter_chunked(64 * 1024):
+                        into.write(chunk)
+                    return
+                raw = await resp.read()
+                status, location = resp.status, resp.headers.get("Location", "")
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise self.unreachable(exc) from None
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = raw.decode("utf-8", "replace")
+        self.fail(path, status, data, location)
+
+    def fail(self, path: str, status: int, data: Any, location: str = "", names: dict[str, str] | None = None) -> NoReturn:
+        """The one mapping of a non-2xx answer to a PortalError and its exit code."""
         words = _words(data, names) if data is not None else f"HTTP {status}"
         if not isinstance(data, dict | list) and not 200 <= status < 400:
             # A page, not the API's JSON: a proxy's error page, or not the portal at all.

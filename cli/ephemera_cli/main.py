@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
-from ephemera_cli import __version__, commands
+from ephemera_cli import __version__, commands, play
 from ephemera_cli.errors import EXIT_CODES_HELP, CliError, Exit
 
 PROG = "kubectl ephemera"
@@ -22,6 +22,7 @@ use it here; approve, deny, end and extend from the terminal too.
   kubectl ephemera debug node/worker-3 --profile=sysadmin --reason "disk full" --ticket INC-1234
   kubectl ephemera get requests
   kubectl ephemera approve REQUEST -m "go"
+  kubectl ephemera play SESSION --speed 2
 
 In the shell, Ctrl-P Ctrl-Q detaches (the shell keeps running): kubectl ephemera attach SESSION
 returns to it."""
@@ -125,6 +126,22 @@ def build_parser() -> Parser:
     p.add_argument("--reason", required=True, help="why: the approvers read it")
     _output_flag(p)
     p.set_defaults(run=commands.extend)
+
+    p = sub.add_parser(
+        "play", help="replay a session's recording in this terminal", epilog=EXIT_CODES_HELP, formatter_class=fmt,
+        description="Downloads the session's recording (asciicast v2, the portal's .cast download) and plays its\n"
+                    "output with the recorded timing, like asciinema play. The output is written as the shell\n"
+                    "printed it; the portal's markers show as `[ephemera] marker: ...` lines. Ctrl-C stops.\n"
+                    "Auditors, admins and the session's requester may play it.",
+    )
+    p.add_argument("session", metavar="SESSION")
+    p.add_argument("--speed", type=float, default=1.0, metavar="N", help="play N times as fast (default: 1)")
+    p.add_argument("--idle-limit", type=float, default=2.0, metavar="SECONDS",
+                   help="cap every pause at this many seconds, 0 for none (default: 2)")
+    p.add_argument("--no-wait", action="store_true", help="print the output at once, without the pauses")
+    p.add_argument("-o", "--output", choices=["json"],
+                   help="json: the header, then every event as [time, code, data], one JSON line each, no pauses")
+    p.set_defaults(run=play.play)
     return parser
 
 
