@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_JS := frontend/node_modules/.installed
 BUNDLE := frontend/build/ephemera/.built
-TYPED := portal approvals sessions kubesim bench
+TYPED := portal approvals sessions kubesim bench cli/ephemera_cli
 
 .PHONY: run test deps lint bench clean token
 
