@@ -789,7 +789,7 @@ def main() -> None:
     parser.add_argument("--probe-keys", type=int, default=150)
     parser.add_argument("--stream-pace", choices=sorted(STREAM_COMMANDS), default="flood",
                         help="the probe's streams: `seq` flat out (flood) or a busy tail -f (paced)")
-    parser.add_argument("--relay-mb", type=int, default=200)
+    parser.add_argument("--relay-mb", type=int, default=50)
     parser.add_argument("--only", default="", help=f"comma-separated parts of {','.join(PARTS)}")
     parser.add_argument("--stream-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
