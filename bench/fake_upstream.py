@@ -71,6 +71,14 @@ async def run_line(ws: web.WebSocketResponse, line: str) -> None:
 async def attach(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=("v5.channel.k8s.io",), max_msg_size=0, compress=False)
     await ws.prepare(request)
+    try:
+        await shell(ws)
+    except ConnectionError:  # the portal closed the stream mid-flood: the end of that attach
+        pass
+    return ws
+
+
+async def shell(ws: web.WebSocketResponse) -> None:
     await ws.send_bytes(bytes([STDOUT]) + PROMPT)
     line = bytearray()
     async for msg in ws:
@@ -90,7 +98,6 @@ async def attach(request: web.Request) -> web.WebSocketResponse:
             else:
                 line.append(byte)
                 await ws.send_bytes(bytes([STDOUT, byte]))
-    return ws
 
 
 def write_kubeconfig(path: Path, url: str) -> None:
