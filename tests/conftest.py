@@ -228,3 +228,14 @@ def _policy_recorded_afresh() -> Iterator[None]:
     services._recorded_sha.clear()
     yield
     services._recorded_sha.clear()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """An end answered by a view, the API or a terminal stops the cluster side in a thread
+    (sessions.cluster_stop). Let those finish before any fixture is torn down (this runs before
+    pytest's own teardown): on PostgreSQL a thread still holding its row lock made the test
+    database's flush fail and the next test inherit the rows."""
+    from sessions import cluster_stop
+
+    cluster_stop.join_background(60)
