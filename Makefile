@@ -56,7 +56,7 @@ lint: $(STAMP_PY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy $(TYPED)
 
-# Medians and ratios measured in the same run, a few minutes on 2 cores. With DATABASE_URL=postgres://...
+# Medians and ratios measured in the same run, about ten minutes on 2 cores. With DATABASE_URL=postgres://...
 # the terminal, recorder and history benches run on PostgreSQL (each in a scratch database of its own);
 # bench/terminal.py --streams 50,100,300 is the many-sessions probe at big N (docs/performance.md).
 bench: deps

@@ -509,7 +509,7 @@ async def stream_worker() -> None:
 
 
 # What each streaming session runs: `seq` as fast as it goes, or paced (a busy `tail -f`:
-# about 45 KB every 0.1 s, at most ~450 KB/s per session).
+# about 57 KB every 0.1 s, at most ~570 KB/s per session).
 # "fake": bench/fake_upstream.py's own flood (the relay part).
 STREAM_COMMANDS = {
     "flood": "seq 1 2000000000\r",
