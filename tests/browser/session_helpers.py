@@ -48,10 +48,8 @@ def nginx_pod(page: Page, base: str) -> str:
     return next(p for p in resp.json()["items"] if p.startswith("distroless-nginx-"))
 
 
-def approved_session(
-    alice: tuple[BrowserContext, Page], bob: tuple[BrowserContext, Page], base: str, *, reason: str, minutes: int = 15
-) -> str:
-    """alice asks for a shell on the nginx pod, bob approves; the session's id once it exists."""
+def pending_request(alice: tuple[BrowserContext, Page], base: str, *, reason: str, minutes: int = 15) -> str:
+    """alice asks for a general-profile shell on the nginx pod; the request's id."""
     req = api(
         alice,
         base,
@@ -66,6 +64,14 @@ def approved_session(
             "duration_minutes": minutes,
         },
     )
+    return str(req["id"])
+
+
+def approved_session(
+    alice: tuple[BrowserContext, Page], bob: tuple[BrowserContext, Page], base: str, *, reason: str, minutes: int = 15
+) -> str:
+    """alice asks for a shell on the nginx pod, bob approves; the session's id once it exists."""
+    req = {"id": pending_request(alice, base, reason=reason, minutes=minutes)}
     api(bob, base, f"/api/v1/requests/{req['id']}/approve", {"comment": "fine"})
     page = alice[1]
     for _ in range(150):

@@ -9,27 +9,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.session_helpers import api, nginx_pod, people
+from tests.browser.session_helpers import api, pending_request, people
 
 pytestmark = pytest.mark.browser
 
 
 def _request(alice: Any, base: str, reason: str) -> str:
-    req = api(
-        alice,
-        base,
-        "/api/v1/requests",
-        {
-            "namespace": "default",
-            "pod": nginx_pod(alice[1], base),
-            "container": "distroless-nginx-ctr",
-            "image": "busybox",
-            "profile": "general",
-            "reason": reason,
-            "duration_minutes": 10,
-        },
-    )
-    return str(req["id"])
+    return pending_request(alice, base, reason=reason, minutes=10)
 
 
 def test_a_new_request_in_the_live_queue_clears_the_last_decisions_message(browser: Any, portal_url: str) -> None:

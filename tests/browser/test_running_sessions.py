@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import REPO
-from tests.browser.session_helpers import api, approved_session, nginx_pod, open_terminal, people
+from tests.browser.session_helpers import api, approved_session, open_terminal, pending_request, people
 from tests.browser.test_csp import RECORD_VIOLATIONS
 from tests.browser.test_request_approve_debug import SCREENSHOTS, wait_for_terminal_text
 
@@ -58,21 +58,7 @@ def _compose(browser: Browser, left: tuple[str, str], right: tuple[str, str]) ->
 
 
 def _pending_request(alice: Any, base: str) -> str:
-    req = api(
-        alice,
-        base,
-        "/api/v1/requests",
-        {
-            "namespace": "default",
-            "pod": nginx_pod(alice[1], base),
-            "container": "distroless-nginx-ctr",
-            "image": "busybox",
-            "profile": "general",
-            "reason": "INC-4711: 502s from the ingress, need tcpdump on the pod",
-            "duration_minutes": 20,
-        },
-    )
-    return str(req["id"])
+    return pending_request(alice, base, reason="INC-4711: 502s from the ingress, need tcpdump on the pod", minutes=20)
 
 
 def test_the_running_list_follows_watchers_and_revokes_live(browser: Browser, portal_url: str) -> None:
