@@ -8,9 +8,13 @@ STAMP_JS := frontend/node_modules/.installed
 BUNDLE := frontend/build/ephemera/.built
 TYPED := portal approvals sessions kubesim bench cli/ephemera_cli
 
-.PHONY: run test deps lint bench clean token
+.PHONY: run test deps lint bench clean token busybox
 
-deps: $(STAMP_PY) $(BUNDLE)
+deps: $(STAMP_PY) $(BUNDLE) busybox
+
+# kubesim's container root filesystems are made from Debian's static busybox (kubesim/runtime/rootfs.py).
+busybox:
+	@bash scripts/ensure-busybox.sh
 
 # Python dependencies, pinned in requirements/, into a local virtualenv; and the kubectl plugin
 # (cli/, its own package) as .venv/bin/kubectl-ephemera, editable so tests run the source as it is.

@@ -15,6 +15,7 @@ from typing import Any
 from .cgroups import Cgroup, CgroupRoot
 from .ids import go_duration, new_container_id, now_rfc3339
 from .images import Image, ImageKind, pull_error_message, resolve
+from .isolation import Sandbox, SandboxError, Started
 from .logbuffer import LogBuffer
 from .process import Process
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 ContainerKey = tuple[str, str, str]
 StatusCallback = Callable[[ContainerKey, str, dict[str, Any]], None]
+PidLookup = Callable[[str], "int | None"]  # a container of the same pod -> its main process's pid
 
 FAKE_NGINX = str(Path(__file__).with_name("fake_nginx.py"))
 NONROOT_UID = 65532  # distroless/chainguard "nonroot"
@@ -58,8 +60,11 @@ class Container:
         timing: Timing,
         on_status: StatusCallback,
         cgroups: CgroupRoot | None = None,
+        sandbox: Sandbox | None = None,
+        find_pid: PidLookup | None = None,
     ) -> None:
         meta = pod.get("metadata", {})
+        self.pod = pod
         self.namespace: str = meta.get("namespace", "default")
         self.pod_name: str = meta["name"]
         self.pod_uid: str = meta.get("uid", "")
@@ -75,6 +80,9 @@ class Container:
         self.timing = timing
         self._on_status = on_status
         self._cgroups = cgroups
+        self._sandbox = sandbox
+        self._find_pid = find_pid
+        self.main_pid: int | None = None  # the container's first process inside its sandbox (host view)
         self.cgroup: Cgroup | None = None  # this run's; a restart gets a new one, as with runc
         self.logs = LogBuffer()
         self.process: Process | None = None
@@ -182,9 +190,14 @@ class Container:
         started = now_rfc3339()
         cgroup = self._cgroups.new(f"{self.namespace}_{self.pod_name}_{self.name}") if self._cgroups else None
         try:
-            proc = Process(self._main_argv(), tty=self.tty, stdin=self.stdin, env=self.env(), log=self.logs,
-                           cgroup_procs=cgroup.procs_file if cgroup else None)
-        except (OSError, subprocess.SubprocessError) as e:
+            if self._sandbox is not None:
+                sandboxed = await self._start_sandboxed(self._sandbox, cgroup)
+                proc, self.main_pid = sandboxed.process, sandboxed.pid
+            else:
+                proc = Process(self._main_argv(), tty=self.tty, stdin=self.stdin, env=self.env(), log=self.logs,
+                               cgroup_procs=cgroup.procs_file if cgroup else None)
+                self.main_pid = proc.pid
+        except (OSError, subprocess.SubprocessError, SandboxError) as e:
             if cgroup is not None:
                 cgroup.remove()
             reason = _not_found(self._main_argv()[0]) if isinstance(e, FileNotFoundError) else str(e)
@@ -211,6 +224,21 @@ class Container:
         code = proc.exit_code if proc.exit_code is not None else 137
         self._set_terminated(code, "Completed" if code == 0 else "Error", started)
         return code
+
+    async def _start_sandboxed(self, sandbox: Sandbox, cgroup: Cgroup | None) -> Started:
+        argv, env = self._main_argv(), self.env()
+        builtin = "nginx-serve" if self.image.kind is ImageKind.DISTROLESS_NGINX else None
+        if builtin is not None:
+            argv = ["/usr/sbin/nginx", "-g", "daemon off;"]
+        elif sandbox.resolve(str(sandbox.image_root(self.image)), argv[0], env["PATH"]) is None:
+            raise FileNotFoundError(argv[0])
+        pause_pid = await sandbox.pod_pid(self.pod)
+        target = self.spec.get("targetContainerName") if self.kind == "ephemeralContainer" else None
+        target_pid = self._find_pid(target) if target and self._find_pid else None
+        pid_mode, pid_target = await sandbox.pid_namespace(self.pod, self.spec, target_pid)
+        spec = await asyncio.to_thread(sandbox.container_spec, self.pod, self.spec, self.image, pause_pid, argv, env, builtin)
+        return await sandbox.spawn(spec, pid_mode=pid_mode, pid_target=pid_target, tty=self.tty, stdin=self.stdin,
+                                   log_buffer=self.logs, cgroup_procs=cgroup.procs_file if cgroup else None)
 
     def _set_terminated(self, code: int, reason: str, started: str, message: str | None = None) -> None:
         term: dict[str, Any] = {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now_rfc3339()}
@@ -262,11 +290,12 @@ class Container:
             return ["sleep", "infinity"]
         return ["/bin/sh"]
 
-    def exec(self, command: list[str], *, tty: bool, stdin: bool) -> Process:
-        """Start a process "inside" the container, or raise ExecError like containerd would."""
+    async def exec(self, command: list[str], *, tty: bool, stdin: bool) -> Process:
+        """Start a process inside the container, or raise ExecError like containerd would."""
         exec_id = new_container_id()
         argv = command
-        if self.image.kind is ImageKind.DISTROLESS_NGINX:
+        distroless = self.image.kind is ImageKind.DISTROLESS_NGINX
+        if distroless:
             if not command or command[0] not in NGINX_BINARIES:
                 raise ExecError(self._exec_failure(exec_id, _not_found(command[0] if command else "")))
             argv = [sys.executable, FAKE_NGINX, "cli", *command[1:]]
@@ -275,6 +304,8 @@ class Container:
         env = self.env()
         if tty:
             env["TERM"] = "xterm-256color"
+        if self._sandbox is not None and self.main_pid is not None:
+            return await self._exec_sandboxed(self._sandbox, self.main_pid, exec_id, command, env, tty=tty, stdin=stdin)
         try:
             # An exec joins the container's cgroup (runc exec does): it dies with the container.
             proc = Process(argv, tty=tty, stdin=stdin, env=env, cgroup_procs=self.cgroup.procs_file if self.cgroup else None)
@@ -286,6 +317,22 @@ class Container:
             raise ExecError(self._exec_failure(exec_id, f'exec: "{command[0]}": permission denied')) from None
         self.execs.add(proc)  # the exec handler discards it when it is over
         return proc
+
+    async def _exec_sandboxed(self, sandbox: Sandbox, main_pid: int, exec_id: str, command: list[str],
+                              env: dict[str, str], *, tty: bool, stdin: bool) -> Process:
+        builtin = "nginx-cli" if self.image.kind is ImageKind.DISTROLESS_NGINX else None
+        if not command:
+            raise ExecError(self._exec_failure(exec_id, _not_found("")))
+        if builtin is None and sandbox.resolve(f"/proc/{main_pid}/root", command[0], env["PATH"]) is None:
+            raise ExecError(self._exec_failure(exec_id, _not_found(command[0])))
+        spec = sandbox.exec_spec(self.pod, self.spec, self.image, main_pid, command, env, builtin)
+        try:
+            started = await sandbox.spawn(spec, pid_mode="join", pid_target=main_pid, tty=tty, stdin=stdin,
+                                          cgroup_procs=self.cgroup.procs_file if self.cgroup else None)
+        except (SandboxError, OSError, subprocess.SubprocessError) as e:
+            raise ExecError(self._exec_failure(exec_id, "container is not running" if not self.is_running else str(e))) from None
+        self.execs.add(started.process)  # the exec handler discards it when it is over
+        return started.process
 
     @staticmethod
     def _exec_failure(exec_id: str, reason: str) -> str:

@@ -35,10 +35,15 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _child_setup(tty: bool, cgroup_procs: str | None) -> Callable[[], None]:
+def _child_setup(tty: bool, cgroup_procs: str | None, ignore_interrupts: bool = False) -> Callable[[], None]:
     libc = _libc()
 
     def setup() -> None:
+        if ignore_interrupts:
+            # A sandbox's wrapper (unshare/nsenter) shares the terminal's process group until the
+            # shell takes one of its own: ^C must not kill it (sandbox.py restores them for the command).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGQUIT, signal.SIG_IGN)
         # Join the container's cgroup before exec, as runc does: from the first instruction on,
         # the process and all it forks are the container's, whatever they do to their session.
         if cgroup_procs is not None:
@@ -94,6 +99,7 @@ class Process:
         cwd: str = "/",
         size: tuple[int, int] = (80, 24),
         cgroup_procs: str | None = None,
+        ignore_interrupts: bool = False,
     ) -> None:
         self.argv = list(argv)
         self.tty = tty
@@ -108,6 +114,7 @@ class Process:
         self._stdin_fd: int | None = None
         self._master: int | None = None
         self._cgroup_procs = cgroup_procs
+        self._ignore_interrupts = ignore_interrupts
         self._popen = self._spawn(stdin, env, cwd, size)
         self.pid = self._popen.pid
         self.pgid = self.pid  # start_new_session makes the child its own session and group leader
@@ -129,7 +136,7 @@ class Process:
                     env=env,
                     cwd=cwd,
                     start_new_session=True,
-                    preexec_fn=_child_setup(True, self._cgroup_procs),
+                    preexec_fn=_child_setup(True, self._cgroup_procs, self._ignore_interrupts),
                     close_fds=True,  # noqa: PLW1509
                 )
             except BaseException:
@@ -164,7 +171,7 @@ class Process:
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=_child_setup(False, self._cgroup_procs),
+                preexec_fn=_child_setup(False, self._cgroup_procs, self._ignore_interrupts),
                 close_fds=True,  # noqa: PLW1509
             )
         except BaseException:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .cgroups import CgroupRoot
 from .container import Container, ContainerKey, ExecError, StatusCallback, Timing
+from .isolation import Sandbox
 from .process import Process
 from .streams import CLOSE, RESIZE, STDIN, ChannelStream, exit_code_status, internal_error_status, parse_resize, success_status
 
@@ -42,9 +43,17 @@ class Runtime:
         # One cgroup per container, so a container's processes live and die together (None
         # where the kernel won't let us: then they are tracked by session, see cgroups.py).
         self.cgroups: CgroupRoot | None = CgroupRoot.create()
+        # Namespaces, root filesystems and capabilities per container (None: plain processes).
+        self.sandbox: Sandbox | None = Sandbox.create(self.cgroups)
 
     def _container(self, pod: dict[str, Any], spec: dict[str, Any], kind: str) -> Container:
-        return Container(pod, spec, kind, self._timing, self._on_status, self.cgroups)
+        ns, name = pod["metadata"].get("namespace", "default"), pod["metadata"]["name"]
+        return Container(pod, spec, kind, self._timing, self._on_status, self.cgroups, self.sandbox,
+                         lambda container: self._main_pid((ns, name, container)))
+
+    def _main_pid(self, key: ContainerKey) -> int | None:
+        c = self._find(key)
+        return c.main_pid if c is not None and c.is_running else None
 
     # --- pods ------------------------------------------------------------------------------------
 
@@ -93,6 +102,8 @@ class Runtime:
         await asyncio.gather(*(c.stop(grace_seconds) for c in entry.containers.values()), return_exceptions=True)
         if entry.init_task is not None:
             await asyncio.gather(entry.init_task, return_exceptions=True)
+        if self.sandbox is not None:
+            await self.sandbox.stop_pod(namespace, name)
 
     def is_running(self, key: ContainerKey) -> bool:
         c = self._find(key)
@@ -162,7 +173,7 @@ class Runtime:
             await stream.close()
             return stream.ws
         try:
-            proc = container.exec(command, tty=tty, stdin=stdin)
+            proc = await container.exec(command, tty=tty, stdin=stdin)
         except ExecError as e:
             await stream.send_status(internal_error_status(str(e)))
             await stream.close()
@@ -230,5 +241,7 @@ class Runtime:
         for stream in list(self._streams):
             stream.abort()
         self._streams.clear()
+        if self.sandbox is not None:
+            await self.sandbox.close()
         if self.cgroups is not None:
             self.cgroups.close()
