@@ -193,6 +193,7 @@ class Container:
             if self._sandbox is not None:
                 sandboxed = await self._start_sandboxed(self._sandbox, cgroup)
                 proc, self.main_pid = sandboxed.process, sandboxed.pid
+                proc.open_output()  # to the log; attachers add their sinks as they come
             else:
                 proc = Process(self._main_argv(), tty=self.tty, stdin=self.stdin, env=self.env(), log=self.logs,
                                cgroup_procs=cgroup.procs_file if cgroup else None)
@@ -209,6 +210,8 @@ class Container:
             return 128
         self.process = proc
         self.cgroup = cgroup
+        if self._stop.is_set():  # stopped while it was being set up: stop() could not reach it
+            await proc.terminate(0)
         self.state = {"running": {"startedAt": started}}
         self._emit()
         await proc.exited.wait()

@@ -163,6 +163,7 @@ class Sandbox:
     _nodes: dict[str, _Holder] = field(default_factory=dict)
     _pods: dict[tuple[str, str], _Holder] = field(default_factory=dict)
     _locks: dict[object, asyncio.Lock] = field(default_factory=dict)
+    closed: bool = False
 
     @classmethod
     def create(cls, cgroups: CgroupRoot | None) -> Sandbox | None:
@@ -202,31 +203,33 @@ class Sandbox:
 
     # --- starting a process in the sandbox --------------------------------------------------------
 
-    def _wrapper(self, pid_mode: str, pid_target: int | None) -> list[str]:
-        """How to be forked in the right PID namespace: new (nested in pid_target's), or joined."""
-        if pid_mode == "join":
-            return ["nsenter", f"--target={pid_target}", "--pid", "--"]
-        new = ["unshare", "--pid", "--fork", "--kill-child", "--"]
-        return ["nsenter", f"--target={pid_target}", "--pid", "--", *new] if pid_target else new
+    @staticmethod
+    def _wrapper(pid_target: int | None) -> list[str]:
+        """How to be forked in the right PID namespace: nsenter's child is in pid_target's. (A new
+        namespace, nested in pid_target's or not, is made by sandbox.py itself: "new_pid".)"""
+        return ["nsenter", f"--target={pid_target}", "--pid", "--"] if pid_target else []
 
     async def spawn(
         self, spec: dict[str, Any], *, pid_mode: str, pid_target: int | None, tty: bool, stdin: bool,
         log_buffer: LogBuffer | None = None, cgroup_procs: str | None = None, size: tuple[int, int] = (80, 24),
     ) -> Started:
+        if self.closed:
+            raise SandboxError("the runtime is shutting down")
         path = self.run_dir / "sock" / secrets.token_hex(8)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
             listener.bind(str(path))
             listener.listen(1)
             listener.setblocking(False)
-            spec = {**spec, "report": str(path)}
-            argv = [*self._wrapper(pid_mode, pid_target), sys.executable, "-E", "-s", SANDBOX, json.dumps(spec)]
+            spec = {**spec, "report": str(path), "new_pid": pid_mode == "new"}
+            argv = [*self._wrapper(pid_target), sys.executable, "-E", "-s", SANDBOX, json.dumps(spec)]
             process = Process(argv, tty=tty, stdin=stdin, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                              log=log_buffer, cgroup_procs=cgroup_procs, size=size, ignore_interrupts=True)
+                              log=log_buffer, cgroup_procs=cgroup_procs, size=size, ignore_interrupts=True, gated=True)
             try:
                 pid = await self._await_report(listener, process)
             except BaseException:
                 process.signal_group(signal.SIGKILL)
+                process.open_output()
                 raise
             return Started(process, pid)
         finally:
@@ -254,6 +257,13 @@ class Sandbox:
                 message = await asyncio.wait_for(loop.sock_recv(conn, 4096), REPORT_TIMEOUT)
             except TimeoutError:
                 raise SandboxError("container setup timed out") from None
+            if message == b"ok":
+                # Then the end of the connection: a successful exec closes it (close-on-exec), and
+                # from then on /proc/PID is the command, not sandbox.py.
+                try:
+                    message = await asyncio.wait_for(loop.sock_recv(conn, 4096), REPORT_TIMEOUT) or b"ok"
+                except TimeoutError:
+                    raise SandboxError("container setup timed out") from None
         if message.startswith(b"error:"):
             raise SandboxError(message[6:].decode(errors="replace"))
         if message != b"ok":
@@ -310,6 +320,7 @@ class Sandbox:
             await holder.process.terminate(0.2)
 
     async def close(self) -> None:
+        self.closed = True
         holders = [*self._pods.values(), *self._nodes.values()]
         self._pods.clear()
         self._nodes.clear()

@@ -42,8 +42,10 @@ def _child_setup(tty: bool, cgroup_procs: str | None, ignore_interrupts: bool = 
         if ignore_interrupts:
             # A sandbox's wrapper (unshare/nsenter) shares the terminal's process group until the
             # shell takes one of its own: ^C must not kill it (sandbox.py restores them for the command).
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+            # (libc's signal(): Python's refuses to run outside the main thread, and kubesim may
+            # run on another thread of a test process.)
+            libc.signal(signal.SIGINT, ctypes.c_void_p(1))  # SIG_IGN
+            libc.signal(signal.SIGQUIT, ctypes.c_void_p(1))
         # Join the container's cgroup before exec, as runc does: from the first instruction on,
         # the process and all it forks are the container's, whatever they do to their session.
         if cgroup_procs is not None:
@@ -100,6 +102,7 @@ class Process:
         size: tuple[int, int] = (80, 24),
         cgroup_procs: str | None = None,
         ignore_interrupts: bool = False,
+        gated: bool = False,
     ) -> None:
         self.argv = list(argv)
         self.tty = tty
@@ -115,6 +118,11 @@ class Process:
         self._master: int | None = None
         self._cgroup_procs = cgroup_procs
         self._ignore_interrupts = ignore_interrupts
+        # gated: output waits (in the pipe, pushing back) until open_output(), so whoever starts
+        # the process asynchronously can attach its sinks before the first byte is delivered.
+        self._gate = asyncio.Event()
+        if not gated:
+            self._gate.set()
         self._popen = self._spawn(stdin, env, cwd, size)
         self.pid = self._popen.pid
         self.pgid = self.pid  # start_new_session makes the child its own session and group leader
@@ -197,7 +205,12 @@ class Process:
         if sink in self._sinks:
             self._sinks.remove(sink)
 
+    def open_output(self) -> None:
+        self._gate.set()
+
     async def _deliver(self, channel: int, data: bytes) -> None:
+        if not self._gate.is_set():
+            await self._gate.wait()
         if self.log is not None:
             self.log.append(data)
         for sink in list(self._sinks):

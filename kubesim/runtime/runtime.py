@@ -125,6 +125,11 @@ class Runtime:
             return []
         return [p for p in (c.process, *c.execs) if p is not None]
 
+    def main_pid(self, key: ContainerKey) -> int | None:
+        """The container's own first process, as this machine sees it (inside its sandbox: not the
+        wrapper that processes() reports), or None when it isn't running."""
+        return self._main_pid(key)
+
     def _find(self, key: ContainerKey) -> Container | None:
         entry = self._pods.get((key[0], key[1]))
         return entry.containers.get(key[2]) if entry is not None else None
@@ -180,6 +185,7 @@ class Runtime:
             return stream.ws
         self._streams[stream] = key
         proc.add_sink(stream.sink)
+        proc.open_output()  # a sandboxed exec held its output until now
         watcher = asyncio.ensure_future(self._close_when_finished(proc, stream, command))
         try:
             async for channel, payload in stream.inputs():

@@ -36,6 +36,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
 NS_FLAGS = {"net": CLONE_NEWNET, "uts": CLONE_NEWUTS, "ipc": CLONE_NEWIPC, "mnt": CLONE_NEWNS}
 
 MS_RDONLY = 1
@@ -150,10 +151,17 @@ def _root_filesystem(spec: dict[str, Any]) -> str:
         _touch(f"{dev}/{name}")
         mount(f"/dev/{name}", f"{dev}/{name}", None, MS_BIND)
     for name, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-                     ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")):
+                     ("stderr", "/proc/self/fd/2")):
         os.symlink(to, f"{dev}/{name}")
     os.mkdir(f"{dev}/pts")
-    mount("devpts", f"{dev}/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+    mount("tmpfs", f"{dev}/pts", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k")
+    if os.isatty(0):
+        # The terminal the runtime opened for us, and no other: the machine's other terminals
+        # (other sessions') stay out of reach.
+        host_tty = os.ttyname(0)
+        if host_tty.startswith("/dev/pts/"):
+            _touch(f"{dev}/pts/{host_tty.rsplit('/', 1)[1]}")
+            mount(host_tty, f"{dev}/pts/{host_tty.rsplit('/', 1)[1]}", None, MS_BIND)
     os.mkdir(f"{dev}/shm", 0o1777)
     mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
     if not privileged:
@@ -270,8 +278,10 @@ def _exec(spec: dict[str, Any]) -> None:
         if builtin == "nginx-serve":
             fake_nginx.serve(None, None)
             os._exit(0)
+        code = fake_nginx.cli(argv[1:])
         sys.stdout.flush()
-        os._exit(fake_nginx.cli(argv[1:]))
+        sys.stderr.flush()
+        os._exit(code)
     _report(b"ok")
     try:
         os.execvpe(argv[0], argv, env)
@@ -299,9 +309,29 @@ def _preload(spec: dict[str, Any]) -> None:
         import fake_nginx  # type: ignore[import-not-found]  # noqa: F401
 
 
+def _new_pid_namespace() -> None:
+    """Become PID 1 of a new PID namespace: unshare, fork; the parent stays as the waiter that
+    reports the child's end as its own (exit code, or death by the same signal), which is what
+    the runtime sees. (util-linux's `unshare --fork` turns a SIGKILLed child into exit code 1.)"""
+    _check(_libc.unshare(CLONE_NEWPID), "unshare pid")
+    child = os.fork()
+    if child == 0:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # (getppid() is 0 here: the parent is outside)
+        return
+    _, status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL) if sig not in (signal.SIGKILL, signal.SIGSTOP) else None
+        os.kill(os.getpid(), sig)
+        os._exit(128 + sig)
+    os._exit(os.WEXITSTATUS(status))
+
+
 def main() -> None:
     spec: dict[str, Any] = json.loads(sys.argv[1])
     mode = spec.get("mode", "run")
+    if spec.get("new_pid"):
+        _new_pid_namespace()
     _connect(spec)
     _preload(spec)
     try:

@@ -69,14 +69,19 @@ async def test_an_exec_joins_the_containers_cgroup_and_dies_with_the_container()
         main = h.runtime.processes(KEY)[0]
         c = await h.exec(KEY, ["sh", "-c", "cat /proc/self/cgroup; echo pid=$$; sleep 1000"])
         out = await c.read_until(rb"pid=\d+")
-        exec_pid = int(re.search(rb"pid=(\d+)", out).group(1))  # type: ignore[union-attr]
         assert Path(f"/proc/{main.pid}/cgroup").read_bytes() in out
+        container = h.runtime._find(KEY)
+        assert container is not None and container.cgroup is not None
+        group = container.cgroup
+        execs = [p.pid for p in h.runtime.processes(KEY)[1:]]
+        assert execs and set(execs) <= set(group.members())
         os.kill(main.pid, 9)
         await h.wait_status(KEY, lambda s: "terminated" in s["state"])
-        assert not _alive(exec_pid)
+        assert [pid for pid in execs if _alive(pid)] == []
+        assert not group.path.exists()
         # And the container takes no new execs once it is over.
         with pytest.raises(Exception, match="not running"):
-            h.runtime._find(KEY).exec(["true"], tty=False, stdin=False)  # type: ignore[union-attr]
+            await container.exec(["true"], tty=False, stdin=False)
 
 
 async def test_a_kubesim_that_died_leaves_its_cgroups_to_the_next_start(tmp_path: Path) -> None:

@@ -60,7 +60,8 @@ async def test_fake_nginx_shows_a_master_and_four_workers_in_ps() -> None:
         status = await h.wait_running(NGINX)
         assert re.fullmatch(r"containerd://[0-9a-f]{64}", status["containerID"])
         assert status["ready"] is True and status["started"] is True
-        master = h.runtime.processes(NGINX)[0].pid
+        master = h.runtime.main_pid(NGINX)
+        assert master is not None
         rows = await _nginx_rows(master)
         titles = sorted(r[3] for r in rows)
         assert titles == ["nginx: master process /usr/sbin/nginx -g daemon off;"] + ["nginx: worker process"] * 4
@@ -68,7 +69,8 @@ async def test_fake_nginx_shows_a_master_and_four_workers_in_ps() -> None:
             assert {r[2] for r in rows} == {65532}
         # The debug container (a shell image) sees them with ps aux.
         await h.runtime.start_ephemeral(
-            {"metadata": {"name": "web", "namespace": "default"}}, {"name": "dbg", "image": "busybox", "stdin": True, "tty": True}
+            {"metadata": {"name": "web", "namespace": "default"}},
+            {"name": "dbg", "image": "busybox", "stdin": True, "tty": True, "targetContainerName": "nginx"},
         )
         await h.wait_running(("default", "web", "dbg"))
         c = await (await h.exec(("default", "web", "dbg"), ["ps", "aux"])).read_to_end()
@@ -95,7 +97,8 @@ async def test_killing_the_nginx_master_takes_the_workers_with_it() -> None:
             make_pod("web", [{"name": "nginx", "image": "cgr.dev/chainguard/nginx"}], restartPolicy="Never")
         )
         await h.wait_running(NGINX)
-        master = h.runtime.processes(NGINX)[0].pid
+        master = h.runtime.main_pid(NGINX)
+        assert master is not None
         rows = await _nginx_rows(master)
         os.kill(master, 9)
         status = await h.wait_status(NGINX, lambda s: "terminated" in s["state"])

@@ -39,12 +39,16 @@ async def test_stop_pod_kills_the_whole_group_including_background_children() ->
         await h.wait_running(KEY)
         c = await h.attach(KEY)
         await c.stdin("trap '' TERM HUP; sleep 1000 & echo bg=$!\n")  # ignores the polite signals
-        out = await c.read_until(rb"bg=\d+")
-        bg = int(re.search(rb"bg=(\d+)", out).group(1))  # type: ignore[union-attr]
+        await c.read_until(rb"bg=\d+")
         shell = h.runtime.processes(KEY)[0]
-        assert _alive(bg) and _alive(shell.pid)
+        main = h.runtime.main_pid(KEY)
+        assert main is not None
+        # Every process of the container, as this machine sees them (the pids typed inside are the
+        # container's own PID namespace's): its wrapper, the shell and the background sleep.
+        everyone = {shell.pid, main, *session_members(shell.sid)}
+        assert len(everyone) >= 3 and all(_alive(pid) for pid in everyone)
         await h.runtime.stop_pod("default", "box", grace_seconds=0.3)
-        assert not _alive(bg) and not _alive(shell.pid)
+        assert [pid for pid in everyone if _alive(pid)] == []
         assert session_members(shell.sid) == []
         assert not h.runtime.is_running(KEY)
         await c.read_to_end()
@@ -133,7 +137,8 @@ async def test_pid_of_a_container_is_a_real_process() -> None:
     async with Harness() as h:
         await h.runtime.start_pod(make_pod("box", [{"name": "sh", "image": "busybox"}]))
         await h.wait_running(KEY)
-        pid = h.runtime.processes(KEY)[0].pid
+        pid = h.runtime.main_pid(KEY)
+        assert pid is not None
         assert _proc_file(pid, "cmdline").split(b"\0")[:2] == [b"sleep", b"infinity"]
         env = dict(kv.split(b"=", 1) for kv in _proc_file(pid, "environ").split(b"\0") if kv)
         assert env[b"HOSTNAME"] == b"box"
