@@ -77,6 +77,10 @@ class Cluster:
             pod = copy.deepcopy(pod)
             pod.setdefault("metadata", {}).setdefault("namespace", "default")
             await self.create_pod(pod["metadata"]["namespace"], pod)
+        settle = getattr(self.runtime, "settle", None)
+        if state.pods and settle is not None and not self._pull_delay:
+            await asyncio.sleep(0)  # let the pods' start tasks begin
+            await settle()
 
     async def shutdown(self) -> None:
         for task in list(self._tasks):

@@ -94,6 +94,17 @@ class Runtime:
         entry.containers[c.name] = c
         c.start()
 
+    async def settle(self, timeout: float = 15.0) -> None:
+        """Return once every container started so far has been set up (running, or failed to start):
+        a sandbox takes a moment, and a freshly seeded cluster should look like one that has been up."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if not any(c.state.get("waiting", {}).get("reason") == "ContainerCreating"
+                       for e in self._pods.values() for c in e.containers.values()):
+                return
+            await asyncio.sleep(0.02)
+
     async def stop_pod(self, namespace: str, name: str, grace_seconds: float = 1.0) -> None:
         entry = self._pods.pop((namespace, name), None)
         if entry is None:
