@@ -60,11 +60,16 @@ async def attach_or_exec(request: web.Request, info: RequestInfo, cluster: Clust
         raise bad_request("you must specify at least 1 command")
     if not (stdin or stdout or stderr):
         raise bad_request("you must specify at least 1 of stdin, stdout, stderr")
+    upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
     if runtime is None or not runtime.is_running(key):
-        # What the kubelet answers when the container has no running process.
-        # (kubectl itself prefixes "unable to upgrade connection: ").
-        raise bad_request(f'container not found ("{container}")')
-    if request.headers.get("Upgrade", "").lower() != "websocket":
+        # What the kubelet answers when the container has no running process: over a websocket,
+        # after the upgrade, as a Status on the status channel; otherwise a plain 400
+        # (kubectl prefixes that one with "unable to upgrade connection: ").
+        message = f'container not found ("{container}")'
+        if upgrade and runtime is not None and hasattr(runtime, "handle_not_running"):
+            return await runtime.handle_not_running(request, message)  # type: ignore[no-any-return]
+        raise bad_request(message)
+    if not upgrade:
         # SPDY (kubectl's fallback) is not simulated.
         raise bad_request("Upgrade request required")
     if info.subresource == "attach":

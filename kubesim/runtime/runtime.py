@@ -19,6 +19,27 @@ log = logging.getLogger(__name__)
 PodKey = tuple[str, str]
 
 
+class DetachKeys:
+    """Ctrl-P Ctrl-Q on an attached terminal detaches (the runtime's detach keys, as with docker
+    attach): a lone Ctrl-P is held back until the next key says whether it was one."""
+
+    SEQUENCE = b"\x10\x11"
+
+    def __init__(self) -> None:
+        self._held = False
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        if self._held:
+            data, self._held = b"\x10" + data, False
+        at = data.find(self.SEQUENCE)
+        if at >= 0:
+            return data[:at], True
+        if data.endswith(b"\x10"):
+            self._held = True
+            return data[:-1], False
+        return data, False
+
+
 class _Pod:
     def __init__(self) -> None:
         self.containers: dict[str, Container] = {}
@@ -161,21 +182,46 @@ class Runtime:
         self._streams[stream] = key
         proc.add_sink(stream.sink)
         watcher = asyncio.ensure_future(self._close_when_finished(proc, stream, None))
+        keys = DetachKeys() if tty and wants_stdin else None
+        detached = False
         try:
             async for channel, payload in stream.inputs():
                 if channel == STDIN and wants_stdin:
-                    await proc.write_stdin(payload)
+                    if keys is not None:
+                        payload, detached = keys.feed(payload)
+                    if payload:
+                        await proc.write_stdin(payload)
+                    if detached:
+                        break
                 elif channel == RESIZE:
                     self._resize(proc, payload)
-                elif channel == CLOSE and payload[:1] == b"\x00" and wants_stdin and container.stdin_once:
-                    # Without stdinOnce containerd keeps the container's stdin open for the next attacher.
-                    await proc.close_stdin()
+                elif channel == CLOSE and payload[:1] == b"\x00" and wants_stdin:
+                    if container.stdin_once:
+                        await proc.close_stdin()
+                    else:
+                        # Without stdinOnce containerd keeps the container's stdin open for the next
+                        # attacher: this attach is over, the container goes on.
+                        detached = True
+                        break
         finally:
             proc.remove_sink(stream.sink)
             watcher.cancel()
             self._streams.pop(stream, None)
             if wants_stdin and container.stdin_once:
                 await proc.close_stdin()
+        if detached:
+            # The attach ends at once and well (kubectl prints "Session ended, resume using ...").
+            await stream.send_status(success_status())
+            await stream.close()
+        return stream.ws
+
+    async def handle_not_running(self, request: web.Request, message: str) -> web.WebSocketResponse:
+        """Attach/exec to a container with no running process, over the websocket protocol: the
+        upgrade succeeds, then the error is a Status on the status channel (as the kubelet answers)."""
+        stream = ChannelStream(request, stdout=True, stderr=False)
+        await stream.open()
+        await stream.send_status(internal_error_status(message))
+        await stream.close()
         return stream.ws
 
     async def handle_exec(

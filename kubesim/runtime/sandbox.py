@@ -318,6 +318,12 @@ def _new_pid_namespace() -> None:
     if child == 0:
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # (getppid() is 0 here: the parent is outside)
         return
+    try:  # what a node's `ps` shows for it: the shim, not this script and its spec
+        import setproctitle
+
+        setproctitle.setproctitle("containerd-shim-runc-v2 -namespace k8s.io")
+    except ImportError:
+        pass
     _, status = os.waitpid(child, 0)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
