@@ -65,6 +65,7 @@ lint: $(STAMP_PY)
 # bench/terminal.py --streams 50,100,300 is the many-sessions probe at big N (docs/performance.md).
 bench: deps
 	$(PY) bench/kubesim_attach.py
+	$(PY) bench/kubesim_start.py
 	$(PY) bench/terminal.py
 	$(PY) bench/recorder.py
 	$(PY) bench/history.py

@@ -29,11 +29,10 @@ NONROOT = 65532
 REPO_VAR = Path(__file__).resolve().parents[2] / "var"
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
-PASSWD = """root:x:0:0:root:/root:/bin/sh
-daemon:x:1:1:daemon:/usr/sbin:/bin/false
-nobody:x:65534:65534:nobody:/nonexistent:/bin/false
-nonroot:x:65532:65532:nonroot:/home/nonroot:/bin/false
-"""
+# The image's /etc/passwd (no password in it): root, and distroless' nonroot.
+USERS = "".join(f"{name}:x:{uid}:{uid}:{name}:{home}:{shell}\n" for name, uid, home, shell in (
+    ("root", 0, "/root", "/bin/sh"), ("daemon", 1, "/usr/sbin", "/bin/false"),
+    ("nobody", 65534, "/nonexistent", "/bin/false"), ("nonroot", 65532, "/home/nonroot", "/bin/false")))
 GROUP = """root:x:0:
 daemon:x:1:
 nogroup:x:65534:
@@ -133,7 +132,7 @@ def _skeleton(root: Path) -> None:
     (root / "tmp").mkdir(exist_ok=True)
     (root / "tmp").chmod(0o1777)
     (root / "root").chmod(0o700)
-    _write(root, "etc/passwd", PASSWD)
+    _write(root, "etc/passwd", USERS)
     _write(root, "etc/group", GROUP)
     _write(root, "etc/hosts", HOSTS)
     with contextlib.suppress(PermissionError):

@@ -284,7 +284,7 @@ def _exec(spec: dict[str, Any]) -> None:
         os._exit(code)
     _report(b"ok")
     try:
-        os.execvpe(argv[0], argv, env)
+        os.execvpe(argv[0], argv, env)  # noqa: S606 (the container's command, as runc runs it)
     except OSError as e:
         if e.errno in (errno.ENOENT, errno.ENOTDIR):
             why = (f'exec: "{argv[0]}": stat {argv[0]}: no such file or directory' if "/" in argv[0]

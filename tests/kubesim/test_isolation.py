@@ -30,7 +30,7 @@ TARGET = "distroless-nginx-ctr"
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
     with run_cluster(tmp_path_factory.mktemp("isolation")) as running:
-        assert running.sim is not None and running.sim.cluster.runtime.sandbox is not None, (  # type: ignore[attr-defined]
+        assert running.sim is not None and running.sim.cluster.runtime.sandbox is not None, (  # type: ignore[attr-defined,union-attr]
             "kubesim runs containers unisolated here (see its start-up warning)")
         yield running
 
