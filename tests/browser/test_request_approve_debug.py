@@ -132,10 +132,10 @@ def test_request_live_approval_terminal_and_end(browser, portal_url):
             wait_for_terminal_text(alice, PROMPT, timeout=15)
 
         alice.keyboard.type("ps aux\n")
-        # kubesim's containers share the host's process table, so the list can be longer than
-        # the screen: wait for the command to finish, then scroll back like a person would.
+        # The debug shell is in the target's PID namespace: the nginx master is PID 1.
         wait_for_terminal_text(alice, r"\S[^\n]*\n\S*\s?[#$]\s*$")
         find_in_scrollback(alice, r"nginx: worker process")
+        find_in_scrollback(alice, r"\b1 nonroot +nginx: master process")
         # Back to the bottom (where the end-of-session notice will be written), then let the
         # wheel scrolling settle so the next click lands where the button now is.
         for _ in range(200):
@@ -147,7 +147,7 @@ def test_request_live_approval_terminal_and_end(browser, portal_url):
         alice.evaluate("window.scrollTo(0, 0)")
         alice.wait_for_timeout(300)
         # The README's terminal.png comes from tests/browser/test_running_sessions.py (the queue
-        # next to a session, without the host's process list `ps aux` shows under kubesim).
+        # next to a session).
 
         dialogs: list[str] = []
 

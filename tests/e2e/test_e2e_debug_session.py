@@ -4,6 +4,7 @@ websocket, end the session, and the debug shell is gone from the cluster."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -68,6 +69,10 @@ async def test_request_approve_debug_and_end(term_kube, term_users):
         ps = await term.run("ps aux", "ps")
         assert b"nginx: master process" in ps, ps
         assert b"nginx: worker process" in ps, ps
+        # The target's PID namespace (kubesim isolates as a kubelet does): its master is PID 1,
+        # and nothing of the machine running the test is in the list.
+        assert re.search(rb"^\s*1\s+\S+\s+nginx: master process", ps, re.M), ps
+        assert b"daphne" not in ps and b"pytest" not in ps and b"kubesim" not in ps, ps
         assert session_pids(sid), "the debug shell should run with EPHEMERA_SESSION=<id>"
 
         code, ended = await api(alice_token, "post", f"/api/v1/sessions/{sid}/end", {})
