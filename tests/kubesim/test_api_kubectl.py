@@ -144,21 +144,21 @@ def test_debug_interactive_shell_sees_target_processes(kubesim_cluster: RunningC
 @pytest.mark.slow
 def test_debug_exec_attach_yaml_and_delete(kubesim_cluster: RunningCluster) -> None:
     k = kubesim_cluster.kubectl
-    out = k(
-        "debug",
-        "-i",
-        "-c",
-        "once",
-        "--image=busybox",
-        "--target=distroless-nginx-ctr",
-        NGINX_POD,
-        "--",
-        "sh",
-        "-c",
-        "sleep 1; echo hi",
+    # -i attaches stdin: it must stay open (a terminal here) for the attach to wait for the output;
+    # stdin closed on a container without stdinOnce ends the attach at once, as on a cluster.
+    once = pexpect.spawn(
+        KUBECTL,
+        ["--kubeconfig", str(kubesim_cluster.kubeconfig), "debug", "-i", "-c", "once", "--image=busybox",
+         "--target=distroless-nginx-ctr", NGINX_POD, "--", "sh", "-c", "sleep 1; echo hi"],
+        encoding="utf-8",
+        timeout=30,
     )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[-1] == "hi"
+    try:
+        once.expect(r"\bhi\r\n")
+        once.expect(pexpect.EOF)
+    finally:
+        once.close(force=True)
+    assert once.exitstatus == 0
 
     # A long-running debug container, started without attaching.
     out = k(
