@@ -24,6 +24,7 @@ from approvals.validation import validate_request
 from portal import permissions
 from portal.audit import AuditOrigin, record_event
 from portal.events import APPROVALS_GROUP, publish_on_commit
+from portal.kube.useragent import acting_for
 from portal.models import AuditEvent
 from portal.notifications import outbox
 from portal.notifications.constants import Event
@@ -130,19 +131,11 @@ def request_create(
     """
     if not getattr(requester, "is_authenticated", False) or not requester.is_active:
         raise PermissionDenied("Sign in to request debug access.")
-    # The cluster is read before the transaction: no lock is held across network calls.
-    clean = validate_request(
-        kind=kind,
-        namespace=namespace,
-        pod=pod,
-        container=container,
-        node=node,
-        image=image,
-        profile=profile,
-        reason=reason,
-        duration_minutes=duration_minutes,
-        ticket=ticket,
-    )
+    # The cluster is read before the transaction: no lock is held across network calls. Its
+    # dry runs name whom they are for in the cluster's audit log (portal/kube/useragent.py).
+    with acting_for(None, requester.get_username()):
+        clean = validate_request(kind=kind, namespace=namespace, pod=pod, container=container, node=node, image=image,
+                                 profile=profile, reason=reason, duration_minutes=duration_minutes, ticket=ticket)
     return _create(requester=requester, clean=clean, origin=origin)
 
 
@@ -156,8 +149,10 @@ def request_preview(
     """
     if not getattr(requester, "is_authenticated", False) or not requester.is_active:
         raise PermissionDenied("Sign in to request debug access.")
-    clean = validate_request(kind=kind, namespace=namespace, pod=pod, container=container, node=node, image=image,
-                             profile=profile, reason=reason or "(preview)", duration_minutes=duration_minutes, ticket=ticket)
+    with acting_for(None, requester.get_username()):
+        clean = validate_request(kind=kind, namespace=namespace, pod=pod, container=container, node=node, image=image,
+                                 profile=profile, reason=reason or "(preview)", duration_minutes=duration_minutes,
+                                 ticket=ticket)
     assert clean.rule is not None
     snap = policy.snapshot(clean.rule, policy.current())
     return policy_view(snap, approvals=0)

@@ -31,6 +31,7 @@ from portal.events import publish_on_commit, session_group
 from portal.kube.client import get_client
 from portal.kube.errors import KubeError, KubeNotFound
 from portal.kube.sessions import stop_debug_container
+from portal.kube.useragent import acting_for
 from sessions.models import DebugSession
 
 logger = logging.getLogger(__name__)
@@ -55,11 +56,12 @@ class StopTarget:
     pod: str
     container: str
     pod_uid: str = ""
+    requester: str = ""  # whom the session is for: named in each call's User-Agent
 
     @classmethod
     def of(cls, session: DebugSession) -> StopTarget:
         return cls(str(session.pk), session.request.kind == RequestKind.NODE, session.namespace, session.pod,
-                   session.container_name, session.pod_uid)
+                   session.container_name, session.pod_uid, session.request.requester.get_username())
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,10 @@ class StopOutcome:
 def stop_target(target: StopTarget) -> StopOutcome:
     """End the session's debug container or delete its node pod; clean only once confirmed."""
     try:
-        if target.node:
-            return _delete_node_pod(target)
-        stopped = stop_debug_container(target.namespace, target.pod, target.container)
+        with acting_for(target.session_id, target.requester):
+            if target.node:
+                return _delete_node_pod(target)
+            stopped = stop_debug_container(target.namespace, target.pod, target.container)
         return StopOutcome(True, stopped.summary, acted=stopped.acted)
     except KubeError as exc:
         return StopOutcome(False, exc.message)

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from portal import json_logging, metrics
 from portal.kube.attach import AttachError, ChannelStream, open_attach
+from portal.kube.useragent import acting_for
 from portal.ws_auth import LiveAccessMixin
 from sessions.bridge import protocol, registry
 from sessions.bridge.access import TerminalAccess, terminal_access
@@ -192,7 +193,8 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
 
         try:
             conn = await sync_to_async(load_connection, thread_sensitive=False)()
-            self.stream = await open_attach(conn, namespace=self.namespace, pod=self.pod, container=self.container)
+            with acting_for(self.session_id, self.user.get_username()):  # the terminal is its requester's alone
+                self.stream = await open_attach(conn, namespace=self.namespace, pod=self.pod, container=self.container)
         except KubeConfigError as exc:
             log.error("terminal %s: %s", self.session_id, exc)
             await self._finish(protocol.CLOSE_UPSTREAM, "error", "The portal cannot reach the cluster (configuration).", reconnect=False)

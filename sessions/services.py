@@ -42,6 +42,7 @@ from portal.kube.specs import (
     session_labels,
     time_limited_command,
 )
+from portal.kube.useragent import acting_for
 from portal.notifications import outbox
 from portal.notifications.constants import Event
 from sessions import cluster_stop
@@ -236,7 +237,13 @@ def session_provision(*, session_id: uuid.UUID | str) -> None:
     """
     if not _claim(session_id):
         return
-    session = DebugSession.objects.select_related("request").get(pk=session_id)
+    session = DebugSession.objects.select_related("request__requester").get(pk=session_id)
+    with acting_for(session.pk, session.request.requester.get_username()):
+        _provision(session)
+
+
+def _provision(session: DebugSession) -> None:
+    session_id = session.pk
     req = session.request
     where = f"{session.namespace}/{session.pod}"
     try:

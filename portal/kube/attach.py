@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 
 from portal.kube.config import KubeConnection
+from portal.kube.useragent import current as current_user_agent
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ async def _open(conn: KubeConnection, url: str, *, timeout: float) -> ChannelStr
         async with asyncio.timeout(timeout):
             ws = await http.ws_connect(
                 url,
-                headers=conn.headers,
+                headers={**conn.headers, "User-Agent": current_user_agent()},
                 protocols=PROTOCOLS,
                 ssl=conn.ssl_context if conn.ssl_context is not None else False,
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),

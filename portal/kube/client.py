@@ -24,6 +24,8 @@ from kubernetes.watch.watch import iter_resp_lines
 from portal.kube.config import load_connection
 from portal.kube.errors import KubeError, KubeInvalid, KubeNotFound, KubeTimeout, KubeUnavailable, from_exception
 from portal.kube.specs import ephemeral_patch
+from portal.kube.useragent import BASE as USER_AGENT
+from portal.kube.useragent import current as current_user_agent
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +134,9 @@ class KubeClient:
 
     def __init__(self, configuration: k8s_client.Configuration) -> None:
         self._api_client = k8s_client.ApiClient(configuration)
-        self._api_client.user_agent = "ephemera-portal"
+        # No default User-Agent: the official client lets its default headers override a call's
+        # own, and each call names whom it is for (useragent.py, set in _json and the watch).
+        self._api_client.default_headers.pop("User-Agent", None)
         self.core = k8s_client.CoreV1Api(self._api_client)
 
     def close(self) -> None:
@@ -141,6 +145,7 @@ class KubeClient:
     # --- plumbing ------------------------------------------------------------------
     def _json(self, doing: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         kwargs.setdefault("_request_timeout", CALL_TIMEOUT)
+        kwargs.setdefault("_headers", {"User-Agent": current_user_agent()})  # whom it is for (useragent.py)
         try:
             resp = method(*args, _preload_content=False, **kwargs)
             data = resp.data
@@ -162,7 +167,7 @@ class KubeClient:
         doing = "asking the cluster whether it is ready"
         try:
             method, url, headers, _body, _post = self._api_client.param_serialize(
-                "GET", "/readyz", header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"]
+                "GET", "/readyz", header_params={"Accept": "text/plain", "User-Agent": USER_AGENT}, auth_settings=["BearerToken"]
             )
             resp = self._api_client.call_api(method, url, header_params=headers, _request_timeout=READYZ_TIMEOUT)
             status, text = resp.status, (resp.read() or b"")[:200]
@@ -307,6 +312,7 @@ class KubeClient:
                     timeout_seconds=max(1, int(remaining)),
                     _preload_content=False,
                     _request_timeout=(5, remaining + 5),
+                    _headers={"User-Agent": current_user_agent()},
                 )
                 lines = iter_resp_lines(resp)
                 for line in lines:

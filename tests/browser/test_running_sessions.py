@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser.conftest import REPO
 from tests.browser.session_helpers import api, approved_session, open_terminal, pending_request, people
 from tests.browser.test_csp import RECORD_VIOLATIONS
-from tests.browser.test_request_approve_debug import SCREENSHOTS, wait_for_terminal_text
+from tests.browser.test_request_approve_debug import SCREENSHOTS, terminal_text, wait_for_terminal_text
 
 pytestmark = pytest.mark.browser
 
@@ -93,8 +93,10 @@ def test_the_running_list_follows_watchers_and_revokes_live(browser: Browser, po
         bob.screenshot(path=str(ARTIFACTS / "running.png"), full_page=True)  # to look at; not in the README
 
         # The README's picture: bob's queue (with a request waiting) next to alice's session.
-        alice.keyboard.type("ps -eo pid,user,args | grep '[n]ginx: ' | head -5\n")
-        wait_for_terminal_text(alice, r"nginx: worker process[\s\S]*\n\S*\s?[#$]\s*$")
+        # The debug shell's whole process list: the target's (PID 1 the nginx master) and its own.
+        alice.keyboard.type("ps aux\n")
+        wait_for_terminal_text(alice, r"ps aux\s*\n\S*\s?[#$]\s*$")
+        assert re.search(r"\b1 nonroot +nginx: master process", terminal_text(alice)), terminal_text(alice)
         pending = _pending_request(who["alice"], portal_url)
         try:
             bob.goto(f"{portal_url}/approvals/")
