@@ -93,7 +93,7 @@ def _create(*, requester: Any, clean: Any, origin: AuditOrigin | None) -> DebugR
         ticket=clean.ticket,
         duration_minutes=clean.duration_minutes,
         approvals_required=rule.approvals,
-        policy=policy.snapshot(rule, current),
+        policy=policy.snapshot(rule, current, kind=clean.kind, profile=clean.profile),
         expires_at=now + timedelta(minutes=settings.EPHEMERA_REQUEST_TTL_MINUTES),
     )
     record_event(
@@ -154,7 +154,7 @@ def request_preview(
                                  profile=profile, reason=reason or "(preview)", duration_minutes=duration_minutes,
                                  ticket=ticket)
     assert clean.rule is not None
-    snap = policy.snapshot(clean.rule, policy.current())
+    snap = policy.snapshot(clean.rule, policy.current(), kind=clean.kind, profile=clean.profile)
     return policy_view(snap, approvals=0)
 
 

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from approvals import api as requests_api
 from portal.audit_api import AuditExportView
 from sessions import api as sessions_api
+from sessions.files import api as files_api
 from sessions.recording import api as recording_api
 
 urlpatterns = [
@@ -23,5 +24,6 @@ urlpatterns = [
     path("v1/sessions/<uuid:pk>/extend", sessions_api.SessionExtendView.as_view(), name="api-session-extend"),
     path("v1/extensions/<uuid:pk>/approve", sessions_api.ExtensionApproveView.as_view(), name="api-extension-approve"),
     path("v1/extensions/<uuid:pk>/deny", sessions_api.ExtensionDenyView.as_view(), name="api-extension-deny"),
+    path("v1/sessions/<uuid:pk>/files", files_api.SessionFilesView.as_view(), name="api-session-files"),
     path("v1/sessions/<uuid:pk>/recording.cast", recording_api.RecordingCastView.as_view(), name="api-session-recording"),
 ]

@@ -276,6 +276,8 @@ EPHEMERA_WS_ALLOWED_ORIGINS = envlist("EPHEMERA_WS_ALLOWED_ORIGINS", [])
 # Session recordings always hold output and resizes; typed input (and the commands derived
 # from it) too unless this is off, e.g. where people type secrets into debug shells.
 EPHEMERA_RECORD_INPUT = envbool("EPHEMERA_RECORD_INPUT", True)
+# Keep the bytes of each file downloaded from a session, for the reviewer (sessions/files/).
+EPHEMERA_KEEP_TRANSFERRED_FILES = envbool("EPHEMERA_KEEP_TRANSFERRED_FILES", True)
 
 # --- Metrics (portal/metrics.py) ------------------------------------------------------
 # /metrics needs `Authorization: Bearer <this>`; unset, /metrics is a 404. A secret (NAME_FILE).

@@ -75,6 +75,7 @@ def lock_session(session_id: uuid.UUID | str) -> DebugSession:
 
 
 # Models of sub-packages live in their own files but belong to this app (label debug_sessions).
+from sessions.files.models import FileTransfer, FileTransferChunk  # noqa: E402,F401
 from sessions.recording.models import Recording, RecordingChunk, SessionCommand  # noqa: E402,F401
 from sessions.review.models import SessionReview  # noqa: E402,F401
 

@@ -27,9 +27,10 @@ def spec_for(*, kind: str, namespace: str, profile: str, image: str, cluster: st
                        kind=kind, profile=profile, image=image)
 
 
-def snapshot(rule: Rule, policy: Policy) -> dict[str, Any]:
+def snapshot(rule: Rule, policy: Policy, *, kind: str = "pod", profile: str = "general") -> dict[str, Any]:
     """What the request keeps of its rule: everything that decides it later."""
     return {
+        "files": rule.files_for(kind=kind, profile=profile).as_dict(),
         "rule": rule.name,
         "policy_sha256": policy.sha256,
         "approvals_required": rule.approvals,

@@ -25,7 +25,10 @@ DEFAULT_MAX_DURATION_MINUTES = 120
 MAX_DURATION_LIMIT = 24 * 60
 
 _TOP_KEYS = {"images", "rules"}
-_RULE_KEYS = {"name", "match", "approvals", "approvers", "max_duration_minutes", "ticket", "images", "clock"}
+_RULE_KEYS = {"name", "match", "approvals", "approvers", "max_duration_minutes", "ticket", "images", "clock", "files"}
+_FILES_KEYS = {"download", "upload", "max_mb"}
+DEFAULT_FILES_MAX_MB = 50
+MAX_FILES_MB = 1024
 _MATCH_KEYS = {"cluster", "namespace", "kind", "profile", "image"}
 _TICKET_KEYS = {"required", "pattern"}
 _NAME = re.compile(r"^[a-z0-9-]+$")
@@ -103,6 +106,24 @@ class Ticket:
 
 
 @dataclass(frozen=True)
+class Files:
+    """What a session may move through its debug container: files of the target out, files in."""
+
+    download: bool
+    upload: bool
+    max_mb: int = DEFAULT_FILES_MAX_MB
+
+    @classmethod
+    def default_for(cls, *, kind: str, profile: str) -> Files:
+        # A rule that says nothing: downloads for pod sessions below sysadmin; node and
+        # sysadmin sessions (the whole node, or everything) move no files unless a rule says so.
+        return cls(download=kind != "node" and profile != "sysadmin", upload=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"download": self.download, "upload": self.upload, "max_mb": self.max_mb}
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
     match: Match
@@ -112,6 +133,10 @@ class Rule:
     ticket: Ticket
     images: tuple[str, ...] | None  # None: the policy's allowlist
     clock: str = "approval"
+    files: Files | None = None  # None: Files.default_for the request
+
+    def files_for(self, *, kind: str, profile: str) -> Files:
+        return self.files if self.files is not None else Files.default_for(kind=kind, profile=profile)
 
     def summary(self) -> str:
         """One line for the request form and the queue: what applies under this rule."""
@@ -238,8 +263,23 @@ def _rule(raw: Any, index: int, source: str, default_approvers: str) -> Rule:
     clock = raw.get("clock", "approval")
     if clock not in CLOCKS:
         raise PolicyError(f"{where}: clock: one of {', '.join(CLOCKS)}")
+    files = _files(raw["files"], f"{where}: files") if "files" in raw else None
     return Rule(name=name, match=match, approvals=approvals, approvers=approvers, max_duration_minutes=max_minutes,
-                ticket=ticket, images=images, clock=clock)
+                ticket=ticket, images=images, clock=clock, files=files)
+
+
+def _files(raw: Any, where: str) -> Files:
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where}: a mapping with download, upload and max_mb")
+    _unknown(raw, _FILES_KEYS, where)
+    flags = {}
+    for key in ("download", "upload"):
+        value = raw.get(key, False)
+        if not isinstance(value, bool):
+            raise PolicyError(f"{where}.{key}: true or false")
+        flags[key] = value
+    max_mb = _int(raw.get("max_mb", DEFAULT_FILES_MAX_MB), f"{where}.max_mb", 1, MAX_FILES_MB)
+    return Files(download=flags["download"], upload=flags["upload"], max_mb=max_mb)
 
 
 def _ticket(raw: Any, where: str) -> Ticket:

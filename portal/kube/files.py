@@ -1,0 +1,154 @@
+"""Reading and writing files through a running debug container, with exec (docs/kube-debug-wire.md §5).
+
+`kubectl cp` needs `tar` in the container it copies from; a distroless target has none. So the
+debug container does the work: it reads the target's files through /proc/<target>/root (the
+kernel checks ptrace access: the profile decides, as for a person in the shell), or the node's
+at /host, and writes uploads into its own filesystem. Only the debug image's `sh`, `stat`,
+`cat` and `tar` are used (busybox has them). Nothing is held in memory: output is yielded as
+it arrives, input is sent as it is read.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+from portal.kube.attach import STATUS, STDERR, STDOUT, AttachError, _exit_code, _open, exec_url
+from portal.kube.client import get_client
+from portal.kube.config import KubeConnection
+from portal.kube.errors import KubeError
+
+MAX_PATH = 4096
+STREAM_TIMEOUT = 15.0  # to open the exec stream; the transfer itself is bounded by its size
+
+# $1: the path in the debug container. One word on stdout says what it is.
+STAT_SCRIPT = """
+p="$1"
+if [ ! -e "$p" ] && [ ! -L "$p" ]; then
+  if ls -d "$p" 2>&1 | grep -q 'ermission denied'; then echo denied; else echo missing; fi
+  exit 0
+fi
+if [ -d "$p" ]; then
+  if [ -r "$p" ] && [ -x "$p" ]; then echo dir; else echo denied; fi
+  exit 0
+fi
+if [ -f "$p" ]; then
+  if [ -r "$p" ]; then echo "file $(stat -L -c %s "$p")"; else echo denied; fi
+  exit 0
+fi
+echo special
+"""
+READ_FILE = 'exec cat -- "$1"'
+READ_DIR = 'cd -- "$(dirname -- "$1")" && exec tar czf - -- "$(basename -- "$1")"'
+WRITE_FILE = 'mkdir -p -- "$(dirname -- "$1")" && exec cat > "$1"'
+
+
+class FileError(Exception):
+    """A transfer that can't be done; `message` is safe to show, `status` the HTTP answer."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    kind: str  # "file" | "dir"
+    size: int | None  # a file's size; None for a directory (its archive's size is not known ahead)
+
+
+def clean_path(path: str) -> str:
+    """An absolute path without `..`, NUL or line breaks; raises FileError."""
+    if not path or not path.startswith("/"):
+        raise FileError("Give an absolute path, e.g. /etc/nginx/nginx.conf.")
+    if len(path) > MAX_PATH or any(c in path for c in "\x00\n\r"):
+        raise FileError("That path can't be used.")
+    cleaned = posixpath.normpath(path)
+    return "/" + cleaned.lstrip("/")
+
+
+def inside(root: str, path: str) -> str:
+    """`path` (clean) as the debug container reaches it under `root` (/proc/1/root, /host, or /)."""
+    return path if root == "/" else root.rstrip("/") + path
+
+
+def stat_path(namespace: str, pod: str, container: str, path: str) -> PathInfo:
+    """What is at `path` (as the debug container reaches it); raises FileError for what can't be sent."""
+    try:
+        code, output = get_client().exec_command(namespace, pod, container, ["sh", "-c", STAT_SCRIPT, "ephemera_stat", path],
+                                                 timeout=STREAM_TIMEOUT)
+    except KubeError as exc:
+        raise FileError(f"The debug container can't be reached: {exc.message}", 502) from None
+    word, _, rest = output.strip().partition(" ")
+    if code != 0:
+        raise FileError(f"The debug container could not look at the path (exit code {code}).", 502)
+    if word == "missing":
+        raise FileError("No such file or directory.", 404)
+    if word == "denied":
+        raise FileError("Permission denied under this session's profile (reading the target's files needs "
+                        "SYS_PTRACE or the target's user: `general` has it, `baseline` and `restricted` don't).", 403)
+    if word == "dir":
+        return PathInfo("dir", None)
+    if word == "file" and rest.isdigit():
+        return PathInfo("file", int(rest))
+    raise FileError("Only regular files and directories can be downloaded.", 400)
+
+
+async def read_stream(conn: KubeConnection, *, namespace: str, pod: str, container: str, path: str,
+                      archive: bool) -> AsyncIterator[bytes]:
+    """The file's bytes (or the directory as .tar.gz) as they come; FileError if the read fails."""
+    script = READ_DIR if archive else READ_FILE
+    url = exec_url(conn, namespace=namespace, pod=pod, container=container,
+                   command=["sh", "-c", script, "ephemera_read", path], tty=False, stdin=False)
+    try:
+        stream = await _open(conn, url, timeout=STREAM_TIMEOUT)
+    except AttachError as exc:
+        raise FileError(f"The debug container can't be reached: {exc.message}", 502) from None
+    errors = bytearray()
+    code: int | None = None
+    try:
+        while (event := await stream.read()) is not None:
+            if event.channel == STDOUT:
+                yield event.data
+            elif event.channel == STDERR and len(errors) < 2000:
+                errors += event.data
+            elif event.channel == STATUS:
+                code = _exit_code(event.status or {})
+    except AttachError as exc:
+        raise FileError(f"The read broke off: {exc.message}", 502) from None
+    finally:
+        await stream.close()
+    if code != 0:
+        why = errors.decode("utf-8", "replace").strip().splitlines()
+        raise FileError(f"The read failed: {why[-1] if why else f'exit code {code}'}", 502)
+
+
+async def write_stream(conn: KubeConnection, *, namespace: str, pod: str, container: str, path: str,
+                       chunks: Iterable[bytes]) -> None:
+    """Write the chunks to `path` in the debug container (its directories made as needed)."""
+    url = exec_url(conn, namespace=namespace, pod=pod, container=container,
+                   command=["sh", "-c", WRITE_FILE, "ephemera_write", path], tty=False, stdin=True)
+    try:
+        stream = await _open(conn, url, timeout=STREAM_TIMEOUT)
+    except AttachError as exc:
+        raise FileError(f"The debug container can't be reached: {exc.message}", 502) from None
+    errors = bytearray()
+    code: int | None = None
+    try:
+        for chunk in chunks:
+            await stream.write(chunk)
+        await stream.close_stdin()
+        while (event := await stream.read()) is not None:
+            if event.channel == STDERR and len(errors) < 2000:
+                errors += event.data
+            elif event.channel == STATUS:
+                code = _exit_code(event.status or {})
+    except AttachError as exc:
+        raise FileError(f"The write broke off: {exc.message}", 502) from None
+    finally:
+        await stream.close()
+    if code != 0:
+        why = errors.decode("utf-8", "replace").strip().splitlines()
+        raise FileError(f"The write failed: {why[-1] if why else f'exit code {code}'}", 502)

@@ -1,0 +1,185 @@
+"""Files out of a distroless target and into the debug container, through the API (issue 15).
+
+Against kubesim with isolated containers: the target's bytes are read by the debug container
+through /proc/1/root, as on a cluster, so what the profile grants decides (general: yes,
+baseline: Permission denied).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+import zlib
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.test import Client
+from rest_framework.test import APIClient
+
+from approvals.policy.schema import parse
+from kubesim.runtime.rootfs import NGINX_CONF
+from portal.kube import get_client
+from portal.models import AuditEvent
+from sessions.files.models import FileTransfer
+from sessions.models import DebugSession, RecordingChunk
+from tests.conftest import TARGET_CONTAINER
+from tests.sessions.conftest import nginx_pod
+
+pytestmark = [pytest.mark.timeout(120)]
+
+POLICY = """
+images: [busybox]
+rules:
+  - name: uploads
+    match: {profile: [netadmin]}
+    files: {download: true, upload: true, max_mb: 1}
+  - name: no-files
+    match: {profile: [restricted]}
+    files: {download: false}
+  - name: default
+"""
+
+
+@pytest.fixture
+def files_policy(settings: Any) -> None:
+    settings.EPHEMERA_POLICY = parse(POLICY, source="test-files.yaml", default_approvers=settings.EPHEMERA_APPROVER_GROUP)
+
+
+def running(users: SimpleNamespace, profile: str = "general") -> DebugSession:
+    from approvals.services import request_approve, request_create
+
+    req = request_create(requester=users.alice, namespace="default", pod=nginx_pod(), container=TARGET_CONTAINER,
+                         image="busybox", profile=profile, reason="files", duration_minutes=30, origin=None)
+    request_approve(request_id=req.pk, approver=users.bob, origin=None)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        session = DebugSession.objects.get(request=req)
+        if session.status == "running":
+            return session
+        assert session.status == "provisioning", session.failure_message
+        time.sleep(0.2)
+    raise AssertionError("the session never ran")
+
+
+def client_for(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def body(response: Any) -> bytes:
+    """The response's bytes; a download streams from an async iterator, as under Daphne."""
+    if not response.streaming:
+        return bytes(response.content)
+    content = response.streaming_content
+
+    async def collect() -> bytes:
+        return b"".join([chunk async for chunk in content])
+
+    return async_to_sync(collect)() if hasattr(content, "__aiter__") else b"".join(content)
+
+
+def test_a_file_of_the_distroless_target_downloads_byte_exact_and_leaves_a_trail(term_kube: Any,
+                                                                                 term_users: SimpleNamespace) -> None:
+    session = running(term_users)
+    resp = client_for(term_users.alice).get(f"/api/v1/sessions/{session.pk}/files", {"path": "/etc/nginx/nginx.conf"})
+    assert resp.status_code == 200
+    assert resp["Content-Disposition"] == 'attachment; filename="nginx.conf"'
+    data = body(resp)
+    assert data == NGINX_CONF.encode()
+    transfer = FileTransfer.objects.get(session=session)
+    assert (transfer.outcome, transfer.size, transfer.direction) == ("done", len(data), "download")
+    import hashlib
+
+    digest = hashlib.sha256(data).hexdigest()
+    assert transfer.sha256 == digest
+    assert b"".join(c.data for c in transfer.chunks.order_by("seq")) == data  # kept for the reviewer
+    event = AuditEvent.objects.get(session=session, action="session.file_downloaded")
+    assert event.data["path"] == "/etc/nginx/nginx.conf" and event.data["sha256"] == digest
+    assert event.data["size"] == len(data) and event.data["kept"] is True
+    # A marker in the recording, where the replay shows it.
+    cast = b"".join(zlib.decompress(c.data) for c in RecordingChunk.objects.filter(session=session).order_by("seq"))
+    markers = [json.loads(line) for line in cast.decode().splitlines() if '"m"' in line]
+    assert any(m[1] == "m" and "downloaded /etc/nginx/nginx.conf" in m[2] and digest in m[2] for m in markers)
+
+
+def test_a_directory_comes_as_tar_gz(term_kube: Any, term_users: SimpleNamespace) -> None:
+    session = running(term_users)
+    resp = client_for(term_users.alice).get(f"/api/v1/sessions/{session.pk}/files", {"path": "/etc/nginx/"})
+    assert resp.status_code == 200 and resp["Content-Type"] == "application/gzip"
+    with tarfile.open(fileobj=io.BytesIO(body(resp)), mode="r:gz") as tar:
+        assert sorted(tar.getnames()) == ["nginx", "nginx/mime.types", "nginx/nginx.conf"]
+        member = tar.extractfile("nginx/nginx.conf")
+        assert member is not None and member.read() == NGINX_CONF.encode()
+
+
+def test_refusals_say_why_and_move_nothing(term_kube: Any, term_users: SimpleNamespace, files_policy: None) -> None:
+    session = running(term_users)
+    url = f"/api/v1/sessions/{session.pk}/files"
+    alice = client_for(term_users.alice)
+    assert alice.get(url, {"path": "etc/passwd"}).status_code == 400
+    missing = alice.get(url, {"path": "/etc/nginx/nope.conf"})
+    assert missing.status_code == 404 and "No such file" in missing.json()["detail"]
+    # `..` can't climb out of the target's root (the path is normalized first).
+    climbed = alice.get(url, {"path": "/../../../etc/nginx/nginx.conf"})
+    assert climbed.status_code == 200 and body(climbed) == NGINX_CONF.encode()
+    # Only the requester; an approver who can see the session can't take files out of it.
+    bob = client_for(term_users.bob)
+    refused = bob.get(url, {"path": "/etc/nginx/nginx.conf"})
+    assert refused.status_code == 403 and "requester" in refused.json()["detail"]
+    assert AuditEvent.objects.filter(session=session, action="session.file_refused", actor=term_users.bob).exists()
+    # The default rule allows no uploads.
+    up = alice.post(f"{url}?path=/tmp/x", data=b"hi", content_type="application/octet-stream")
+    assert up.status_code == 403 and "no uploads" in up.json()["detail"]
+    # A rule with files off.
+    locked = running(term_users, profile="restricted")
+    none = alice.get(f"/api/v1/sessions/{locked.pk}/files", {"path": "/etc/nginx/nginx.conf"})
+    assert none.status_code == 403 and "no downloads" in none.json()["detail"]
+    # Not while the session isn't running.
+    from sessions.services import session_end
+
+    session_end(session_id=session.pk, actor=term_users.alice, reason="user")
+    assert alice.get(url, {"path": "/etc/nginx/nginx.conf"}).status_code == 409
+    assert FileTransfer.objects.filter(session=session, outcome="done").count() == 1  # the `..` one only
+
+
+def test_the_profile_decides_what_can_be_read(term_kube: Any, term_users: SimpleNamespace) -> None:
+    session = running(term_users, profile="baseline")
+    resp = client_for(term_users.alice).get(f"/api/v1/sessions/{session.pk}/files", {"path": "/etc/nginx/nginx.conf"})
+    assert resp.status_code == 403 and "Permission denied" in resp.json()["detail"]
+    assert not FileTransfer.objects.filter(session=session).exists()
+
+
+def test_an_upload_lands_in_the_debug_container_within_the_rules_limit(term_kube: Any, term_users: SimpleNamespace,
+                                                                       files_policy: None) -> None:
+    session = running(term_users, profile="netadmin")
+    url = f"/api/v1/sessions/{session.pk}/files"
+    alice = client_for(term_users.alice)
+    tool = bytes(range(256)) * 1000  # binary, 256 KB
+    resp = alice.post(f"{url}?path=/tmp/tools/blob.bin", data=tool, content_type="application/octet-stream")
+    assert resp.status_code == 201, resp.content
+    import hashlib
+
+    assert resp.json() == {"path": "/tmp/tools/blob.bin", "size": len(tool), "sha256": hashlib.sha256(tool).hexdigest()}
+    code, out = get_client().exec_command(session.namespace, session.pod, session.container_name,
+                                          ["sha256sum", "/tmp/tools/blob.bin"])
+    assert code == 0 and out.split()[0] == hashlib.sha256(tool).hexdigest()
+    event = AuditEvent.objects.get(session=session, action="session.file_uploaded")
+    assert event.data["size"] == len(tool) and event.data["kept"] is False
+    big = alice.post(f"{url}?path=/tmp/big", data=b"x" * (1024 * 1024 + 1), content_type="application/octet-stream")
+    assert big.status_code == 413
+
+
+def test_the_browser_session_needs_its_csrf_token_to_upload(term_kube: Any, term_users: SimpleNamespace,
+                                                            files_policy: None) -> None:
+    session = running(term_users, profile="netadmin")
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(term_users.alice)
+    resp = browser.post(f"/api/v1/sessions/{session.pk}/files?path=/tmp/x", data=b"hi",
+                        content_type="application/octet-stream")
+    assert resp.status_code == 403
+    assert not FileTransfer.objects.filter(session=session).exists()
