@@ -7,6 +7,7 @@ from approvals import api as requests_api
 from portal.audit_api import AuditExportView
 from sessions import api as sessions_api
 from sessions.files import api as files_api
+from sessions.files import views as files_views
 from sessions.recording import api as recording_api
 
 urlpatterns = [
@@ -25,5 +26,6 @@ urlpatterns = [
     path("v1/extensions/<uuid:pk>/approve", sessions_api.ExtensionApproveView.as_view(), name="api-extension-approve"),
     path("v1/extensions/<uuid:pk>/deny", sessions_api.ExtensionDenyView.as_view(), name="api-extension-deny"),
     path("v1/sessions/<uuid:pk>/files", files_api.SessionFilesView.as_view(), name="api-session-files"),
+    path("v1/transfers/<int:pk>/content", files_views.TransferContentView.as_view(), name="api-transfer-content"),
     path("v1/sessions/<uuid:pk>/recording.cast", recording_api.RecordingCastView.as_view(), name="api-session-recording"),
 ]

@@ -17,6 +17,7 @@ from portal.audit import AuditOrigin
 from portal.kube.specs import NODE_PROFILE_HELP
 from portal.permissions import can_end_session, can_use_terminal, can_view_request, is_admin
 from portal.validators import forbidden_character_messages
+from sessions.files.views import files_context
 from sessions import extensions, services
 from sessions.choices import LIVE_STATUSES
 from sessions.models import DebugSession, Finding, SessionExtension
@@ -95,6 +96,9 @@ def session_detail(request: HttpRequest, session_id) -> HttpResponse:  # type: i
             "status_json": _status(session, extensions),
             "can_extend": is_requester and session.status == "running",
             "extensions": extensions,
+            # Files in and out (sessions.files): the forms for the requester of a running session,
+            # as the rule allows; what moved, for everyone who sees the session.
+            **files_context(request.user, session, is_requester=is_requester),
             # Timeline, replay, commands, reviews: by role (sessions.review).
             **review_context(request.user, session),
         },

@@ -3,6 +3,7 @@
 import "./shared/style_nonce"; // first: before any library makes a <style>
 import "@xterm/xterm/css/xterm.css";
 import { enhanceExtendForm } from "./session/extend";
+import { enhanceFilesPanel } from "./session/files";
 import { SessionPage, readInitial } from "./session/page";
 import { type TerminalControl, startTerminal } from "./terminal/client";
 
@@ -70,5 +71,7 @@ function main(root: HTMLElement, page: SessionPage): void {
   };
   const extendForm = document.getElementById("extend-form") as HTMLFormElement | null;
   if (extendForm && root.dataset.extendUrl) enhanceExtendForm(extendForm, root.dataset.extendUrl, page);
+  const filesPanel = document.getElementById("files-panel");
+  if (filesPanel) enhanceFilesPanel(filesPanel);
   page.start();
 }
