@@ -17,6 +17,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -53,7 +54,18 @@ def _refuse(request: Request, session: DebugSession, direction: str, path: str, 
     return Response({"detail": exc.message}, status=exc.status)
 
 
+class RawBodyParser(BaseParser):
+    """Accepts a raw upload without reading it: the view streams the body to the cluster itself.
+    (DRF's CSRF check reads request.POST, which runs the parsers; this one leaves the body be.)"""
+
+    media_type = "application/octet-stream"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> dict[str, Any]:
+        return {}
+
+
 class SessionFilesView(APIView):
+    parser_classes = [RawBodyParser]
     @extend_schema(parameters=[PATH_PARAM], responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
                    summary="Download a file (or a directory as .tar.gz) of the target container's filesystem")
     def get(self, request: Request, pk: Any) -> Any:

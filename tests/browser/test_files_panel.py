@@ -19,7 +19,9 @@ from tests.browser.test_request_approve_debug import wait_for_terminal_text
 pytestmark = pytest.mark.browser
 
 
-def test_download_and_upload_from_the_session_page(browser: Any, portal_url: str, tmp_path: Path) -> None:
+def test_download_and_upload_from_the_session_page(browser: Any, policy_portal_url: str, tmp_path: Path) -> None:
+    # The portal whose policy (tests/browser/policy.yaml) allows uploads under its default rule.
+    portal_url = policy_portal_url
     with people(browser, portal_url, "alice", "bob", "dave") as who:
         session_id = approved_session(who["alice"], who["bob"], portal_url, reason="files panel")
         alice, dave = who["alice"][1], who["dave"][1]
