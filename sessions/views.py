@@ -17,9 +17,9 @@ from portal.audit import AuditOrigin
 from portal.kube.specs import NODE_PROFILE_HELP
 from portal.permissions import can_end_session, can_use_terminal, can_view_request, is_admin
 from portal.validators import forbidden_character_messages
-from sessions.files.views import files_context
 from sessions import extensions, services
 from sessions.choices import LIVE_STATUSES
+from sessions.files.views import files_context
 from sessions.models import DebugSession, Finding, SessionExtension
 from sessions.review.views import review_context
 
