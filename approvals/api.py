@@ -15,7 +15,13 @@ from rest_framework.views import APIView
 
 from approvals import selectors, services
 from approvals.models import DebugRequest
-from approvals.serializers import CommentSerializer, PolicySerializer, RequestCreateSerializer, RequestSerializer
+from approvals.serializers import (
+    CommentSerializer,
+    PolicySerializer,
+    RequestCreateSerializer,
+    RequestSerializer,
+    copy_arguments,
+)
 from portal.audit import AuditOrigin
 
 _ERRORS = OpenApiResponse(description="{field: [messages]}")
@@ -72,14 +78,16 @@ class RequestListView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = parsed(RequestCreateSerializer, request)
+        # `{node, ...}` alone is a node request, `{copy_of, ...}` a copy; `kind` may still say so
+        # explicitly. A node next to pod fields is refused by the validation, whatever the kind says.
+        kind, pod, copy = copy_arguments(data)
         try:
             req = services.request_create(
                 requester=request.user,
-                # `{node, ...}` alone is a node request; `kind` may still say so explicitly. A node
-                # next to pod fields is refused by the validation, whatever the kind says.
-                kind=data["kind"] or ("node" if data["node"] else "pod"),
+                kind=kind,
+                copy=copy,
                 namespace=data["namespace"],
-                pod=data["pod"],
+                pod=pod,
                 container=data["container"],
                 node=data["node"],
                 image=data["image"],
@@ -104,11 +112,12 @@ class RequestPreviewView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = parsed(RequestCreateSerializer, request)
+        kind, pod, copy = copy_arguments(data)
         try:
             view = services.request_preview(
                 requester=request.user,
-                kind=data["kind"] or ("node" if data["node"] else "pod"),
-                namespace=data["namespace"], pod=data["pod"], container=data["container"], node=data["node"],
+                kind=kind, copy=copy,
+                namespace=data["namespace"], pod=pod, container=data["container"], node=data["node"],
                 image=data["image"], profile=data["profile"] or "general", reason=data["reason"],
                 duration_minutes=data["duration_minutes"], ticket=data["ticket"],
             )

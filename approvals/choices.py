@@ -8,6 +8,7 @@ from django.db import models
 class RequestKind(models.TextChoices):
     POD = "pod", "Pod (ephemeral container)"
     NODE = "node", "Node (node-debugger pod)"
+    COPY = "copy", "Copy of a pod (--copy-to)"
 
 
 class Profile(models.TextChoices):

@@ -25,6 +25,9 @@ class DebugRequest(models.Model):
     pod = models.CharField(max_length=253, blank=True)
     container = models.CharField(max_length=63, blank=True)  # the target container
     node = models.CharField(max_length=253, blank=True)
+    # kind copy: how the copy differs from the pod (approvals.validation.copy_options):
+    # share_processes, same_node, set_image {container: image}, command (the target's).
+    copy_options = models.JSONField(default=dict, blank=True)
     image = models.CharField(max_length=255)
     profile = models.CharField(max_length=16, choices=Profile.choices, default=Profile.GENERAL)
     reason = models.TextField()
@@ -51,6 +54,8 @@ class DebugRequest(models.Model):
     def target_label(self) -> str:
         if self.kind == RequestKind.NODE:
             return f"node/{self.node}"
+        if self.kind == RequestKind.COPY:
+            return f"copy of {self.namespace}/{self.pod}:{self.container}"
         return f"{self.namespace}/{self.pod}:{self.container}"
 
 

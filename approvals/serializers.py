@@ -20,7 +20,8 @@ def _text(**kwargs: Any) -> ApiTextField:
 
 
 class RequestCreateSerializer(serializers.Serializer):
-    kind = _text(default="", help_text="'pod' (default) or 'node' (the default when only `node` is given).")
+    kind = _text(default="", help_text="'pod' (default), 'node' (the default when only `node` is given) or 'copy' "
+                                       "(the default when `copy_of` is given).")
     namespace = _text(default="")
     pod = _text(default="")
     container = _text(default="", help_text="The target container.")
@@ -30,6 +31,27 @@ class RequestCreateSerializer(serializers.Serializer):
     reason = _text(default="", trim_whitespace=False)
     ticket = _text(default="", help_text="The change or incident ticket, when the policy rule asks for one (e.g. INC-1234).")
     duration_minutes = ApiWholeNumberField(required=False, allow_null=True, default=None)
+    copy_of = _text(default="", help_text="kind 'copy': the pod to copy (`kubectl debug POD --copy-to`); "
+                                          "`container` is then the target container in the copy.")
+    share_processes = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                               help_text="kind 'copy': one process namespace for the copy's containers (default true).")
+    same_node = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                         help_text="kind 'copy': schedule the copy on the pod's node (default false).")
+    set_image = serializers.DictField(child=ApiTextField(allow_blank=True), required=False, allow_null=True, default=None,
+                                      help_text="kind 'copy': {container or '*': image}, as `--set-image`.")
+    command = serializers.ListField(child=ApiTextField(allow_blank=True, trim_whitespace=False), required=False,
+                                    allow_null=True, default=None,
+                                    help_text="kind 'copy': the target container's command in the copy, e.g. "
+                                              "[\"sleep\", \"infinity\"] for one that crashes at start.")
+
+
+def copy_arguments(data: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None]:
+    """(kind, pod, copy options) from a create/preview body: `copy_of` makes it a copy request."""
+    kind = data.get("kind") or ("node" if data.get("node") else "copy" if data.get("copy_of") else "pod")
+    if kind != "copy":
+        return kind, data.get("pod") or "", None
+    options = {k: data.get(k) for k in ("share_processes", "same_node", "set_image", "command") if data.get(k) is not None}
+    return kind, data.get("copy_of") or data.get("pod") or "", options
 
 
 class PolicySerializer(serializers.Serializer):
@@ -100,6 +122,7 @@ class RequestSerializer(serializers.ModelSerializer):
             "pod",
             "container",
             "node",
+            "copy_options",
             "image",
             "profile",
             "reason",

@@ -56,6 +56,7 @@ def _target_data(req: DebugRequest) -> dict[str, Any]:
         "image": req.image,
         "profile": req.profile,
         "duration_minutes": req.duration_minutes,
+        **({"copy": req.copy_options} if req.kind == "copy" else {}),
     }
 
 
@@ -87,6 +88,7 @@ def _create(*, requester: Any, clean: Any, origin: AuditOrigin | None) -> DebugR
         pod=clean.pod,
         container=clean.container,
         node=clean.node,
+        copy_options=clean.copy_options or {},
         image=clean.image,
         profile=clean.profile,
         reason=clean.reason,
@@ -123,6 +125,7 @@ def request_create(
     duration_minutes: Any,
     origin: AuditOrigin | None,
     ticket: str = "",
+    copy: dict[str, Any] | None = None,
 ) -> DebugRequest:
     """Validate against the policy and the live cluster, then create the request (approved at
     once when its rule says `approvals: 0`).
@@ -135,13 +138,14 @@ def request_create(
     # dry runs name whom they are for in the cluster's audit log (portal/kube/useragent.py).
     with acting_for(None, requester.get_username()):
         clean = validate_request(kind=kind, namespace=namespace, pod=pod, container=container, node=node, image=image,
-                                 profile=profile, reason=reason, duration_minutes=duration_minutes, ticket=ticket)
+                                 profile=profile, reason=reason, duration_minutes=duration_minutes, ticket=ticket,
+                                 copy=copy)
     return _create(requester=requester, clean=clean, origin=origin)
 
 
 def request_preview(
     *, requester: Any, kind: str = "pod", namespace: str = "", pod: str = "", container: str = "", node: str = "",
-    image: str, profile: str, reason: str, duration_minutes: Any, ticket: str = "",
+    image: str, profile: str, reason: str, duration_minutes: Any, ticket: str = "", copy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What would apply to this request (its rule), or the same ValidationError a create raises.
 
@@ -152,7 +156,7 @@ def request_preview(
     with acting_for(None, requester.get_username()):
         clean = validate_request(kind=kind, namespace=namespace, pod=pod, container=container, node=node, image=image,
                                  profile=profile, reason=reason or "(preview)", duration_minutes=duration_minutes,
-                                 ticket=ticket)
+                                 ticket=ticket, copy=copy)
     assert clean.rule is not None
     snap = policy.snapshot(clean.rule, policy.current(), kind=clean.kind, profile=clean.profile)
     return policy_view(snap, approvals=0)

@@ -20,8 +20,10 @@ from approvals.choices import Profile, RequestKind
 from approvals.policy.schema import DEFAULT_MAX_DURATION_MINUTES, Rule
 from portal.kube import KubeError, PodInfo, get_client
 from portal.kube.config import KubeConfigError
-from portal.kube.preflight import PreflightInconclusive, preflight_ephemeral, preflight_node_pod
+from portal.kube.preflight import PreflightInconclusive, preflight_copy_pod, preflight_ephemeral, preflight_node_pod
 from portal.kube.specs import (
+    copy_pod,
+    copy_pod_name,
     ephemeral_container,
     node_debugger_pod,
     node_pod_name,
@@ -52,6 +54,7 @@ class CleanRequest:
     duration_minutes: int
     ticket: str = ""
     rule: Rule | None = None  # the policy rule that decides it (always set once valid)
+    copy_options: dict[str, Any] | None = None  # kind copy (copy_options below)
 
 
 def is_dns1123_label(value: str) -> bool:
@@ -105,6 +108,7 @@ def validate_request(
     reason: str,
     duration_minutes: Any,
     ticket: str = "",
+    copy: dict[str, Any] | None = None,
 ) -> CleanRequest:
     """Return the cleaned request or raise ValidationError({field: [messages]}).
 
@@ -128,8 +132,8 @@ def validate_request(
     reason = (reason or "").strip()
     ticket = (ticket or "").strip() if isinstance(ticket, str) else ""
 
-    if kind not in (RequestKind.NODE, RequestKind.POD):
-        add("kind", f"Unknown kind {kind[:20]!r}: use 'pod' or 'node'.")
+    if kind not in RequestKind.values:
+        add("kind", f"Unknown kind {kind[:20]!r}: use 'pod', 'node' or 'copy'.")
     elif node and any((namespace, pod, container)):
         # Refused, never narrowed to one kind: a pod request silently turned into a node
         # request (host namespaces) is far more access than was asked for, and a node dropped
@@ -169,17 +173,28 @@ def validate_request(
     maximum = rule.max_duration_minutes if rule is not None else DEFAULT_MAX_DURATION_MINUTES
     duration = 0 if "duration_minutes" in forbidden else _duration(duration_minutes, errors, maximum, rule.name if rule else "")
 
-    target_ok = kind == RequestKind.POD and not ({"namespace", "pod", "container", "node"} & errors.keys())
+    copied = copy_options(copy or {}, add) if kind == RequestKind.COPY else None
+    if copied is not None and rule is not None:
+        allowed_images = policy.current().images_for(rule)
+        bad = sorted({i for i in copied["set_image"].values() if i not in allowed_images})
+        if bad:
+            add("set_image", f"Rule {rule.name} allows only these images: {', '.join(allowed_images)} (not {', '.join(bad)}).")
+    target_ok = kind in (RequestKind.POD, RequestKind.COPY) and not ({"namespace", "pod", "container", "node"} & errors.keys())
     found: PodInfo | None = None
     if target_ok:
         found = _check_cluster(namespace, pod, container, add)
     if kind == RequestKind.NODE and "node" not in errors:
         _check_node(node, add)
+    if copied is not None and found is not None and not errors:
+        unknown = sorted(set(copied["set_image"]) - {"*", *found.container_names})
+        if unknown:
+            add("set_image", f"Pod {namespace}/{pod} has no container {unknown[0]!r} (its containers: "
+                             f"{', '.join(found.container_names)}; '*' means all).")
     if not errors:
         # Last: would the cluster take the exact object we'd send? (Pod Security, static pods,
         # admission webhooks.) Refused now rather than approved and then failing to provision.
         _preflight(kind=kind, namespace=namespace, pod=found, container=container, node=node, image=image,
-                   profile=profile, add=add)
+                   profile=profile, add=add, copy=copied)
     if errors:
         raise ValidationError(errors)
     return CleanRequest(
@@ -194,7 +209,44 @@ def validate_request(
         duration_minutes=duration,
         ticket=ticket,
         rule=rule,
+        copy_options=copied,
     )
+
+
+MAX_COMMAND_ITEMS = 32
+MAX_COMMAND_ITEM = 1000
+
+
+def copy_options(raw: dict[str, Any], add: Any) -> dict[str, Any]:
+    """A copy's options, checked: share_processes (default true, as kubectl's), same_node
+    (default false), set_image {container or '*': image}, command (the target container's)."""
+    out: dict[str, Any] = {"share_processes": True, "same_node": False, "set_image": {}, "command": []}
+    for key in ("share_processes", "same_node"):
+        value = raw.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, bool):
+            add(key, "true or false.")
+        else:
+            out[key] = value
+    images = raw.get("set_image") or {}
+    if not isinstance(images, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in images.items()):
+        add("set_image", "A mapping of container name (or '*') to image.")
+    else:
+        for name, image in images.items():
+            if name != "*" and _label_error("container", name.strip()):
+                add("set_image", f"{name[:63]!r} is not a container name.")
+            elif not image.strip() or len(image) > 255:
+                add("set_image", f"Give an image for {name[:63]!r}.")
+        out["set_image"] = {k.strip(): v.strip() for k, v in images.items()}
+    command = raw.get("command") or []
+    if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+        add("command", "A list of strings: the target container's command in the copy, e.g. [\"sleep\", \"infinity\"].")
+    elif len(command) > MAX_COMMAND_ITEMS or any(len(c) > MAX_COMMAND_ITEM or "\x00" in c for c in command):
+        add("command", f"At most {MAX_COMMAND_ITEMS} items of {MAX_COMMAND_ITEM} characters.")
+    else:
+        out["command"] = list(command)
+    return out
 
 
 def _check_cluster(namespace: str, pod: str, container: str, add: Any) -> PodInfo | None:
@@ -229,10 +281,18 @@ _PREFLIGHT_SECONDS = 3600
 
 
 def _preflight(*, kind: str, namespace: str, pod: PodInfo | None, container: str, node: str, image: str, profile: str,
-               add: Any) -> None:
+               add: Any, copy: dict[str, Any] | None = None) -> None:
     command = time_limited_command(image, _PREFLIGHT_SECONDS)
     try:
-        if kind == RequestKind.NODE:
+        if kind == RequestKind.COPY and pod is not None and copy is not None:
+            source = get_client().get_pod_raw(namespace, pod.name)
+            body = copy_pod(source, name=copy_pod_name(pod.name), container=random_container_name(pod.all_container_names),
+                            image=image, profile=profile, session_id=_PREFLIGHT_SESSION, command=command,
+                            share_processes=copy["share_processes"], same_node=copy["same_node"],
+                            set_image=copy["set_image"], target=container, target_command=copy["command"],
+                            labels=session_labels(_PREFLIGHT_SESSION))
+            refusal = preflight_copy_pod(namespace, body)
+        elif kind == RequestKind.NODE:
             body = node_debugger_pod(name=node_pod_name(node), node=node, image=image, profile=profile,
                                      session_id=_PREFLIGHT_SESSION, command=command, labels=session_labels(_PREFLIGHT_SESSION))
             refusal = preflight_node_pod(settings.EPHEMERA_NODE_DEBUG_NAMESPACE, body)

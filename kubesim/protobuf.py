@@ -87,6 +87,7 @@ POD_SPEC: Schema = {
     6: ("dnsPolicy", "str", None),
     7: ("nodeSelector", "map", None),
     8: ("serviceAccountName", "str", None),
+    9: ("serviceAccount", "str", None),
     10: ("nodeName", "str", None),
     11: ("hostNetwork", "bool", None),
     12: ("hostPID", "bool", None),
@@ -108,7 +109,10 @@ POD_SPEC: Schema = {
         },
     ),
     24: ("priorityClassName", "str", None),
+    25: ("priority", "int", None),
     27: ("shareProcessNamespace", "bool", None),
+    30: ("enableServiceLinks", "bool", None),
+    31: ("preemptionPolicy", "str", None),
 }
 OBJECT_META: Schema = {
     1: ("name", "str", None),

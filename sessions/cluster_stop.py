@@ -51,7 +51,7 @@ class StopTarget:
     """What to stop, read from the session row (so the cluster part needs no database)."""
 
     session_id: str
-    node: bool
+    node: bool  # a pod of the session's own (node debugger, or a copy): deleted, not stopped
     namespace: str
     pod: str
     container: str
@@ -60,7 +60,8 @@ class StopTarget:
 
     @classmethod
     def of(cls, session: DebugSession) -> StopTarget:
-        return cls(str(session.pk), session.request.kind == RequestKind.NODE, session.namespace, session.pod,
+        return cls(str(session.pk), session.request.kind in (RequestKind.NODE, RequestKind.COPY), session.namespace,
+                   session.pod,
                    session.container_name, session.pod_uid, session.request.requester.get_username())
 
 
@@ -97,10 +98,10 @@ def _delete_node_pod(target: StopTarget) -> StopOutcome:
             if target.pod_uid and (raw.get("metadata") or {}).get("uid") != target.pod_uid:
                 raise KubeNotFound("a different pod has the name now")
         except KubeNotFound:
-            return StopOutcome(True, "node-debugger pod deleted" if deleted else "node-debugger pod gone", acted=deleted,
+            return StopOutcome(True, "debug pod deleted" if deleted else "debug pod gone", acted=deleted,
                                deleted_pod=deleted)
         time.sleep(0.25)
-    return StopOutcome(False, f"node-debugger pod {target.namespace}/{target.pod} still exists after its deletion",
+    return StopOutcome(False, f"debug pod {target.namespace}/{target.pod} still exists after its deletion",
                        deleted_pod=deleted)
 
 

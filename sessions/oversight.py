@@ -69,6 +69,11 @@ def _ours(owned: dict[tuple[str, str], list[tuple[str, str, str]]], ns: str, pod
     return False
 
 
+def _copy_ours(owned: dict[tuple[str, str], list[tuple[str, str, str]]], ns: str, pod: str, uid: str) -> bool:
+    """A session made this very pod as a copy (kubectl debug --copy-to): the whole pod is its."""
+    return any(kind == "copy" and (row_uid == uid or not row_uid) for _c, row_uid, kind in owned.get((ns, pod), []))
+
+
 def _pod_risk(spec: dict[str, Any]) -> list[str]:
     """What makes a pod a way onto its node, whoever made it."""
     risks = [f"host{ns}" for ns in ("PID", "Network", "IPC") if spec.get(f"host{ns}")]
@@ -111,6 +116,8 @@ def unmanaged_in_cluster(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
             })
         containers = spec.get("containers") or []
         if containers and all(_ours(owned, ns, name, uid, c.get("name", ""), node_pod=True) for c in containers):
+            continue
+        if _copy_ours(owned, ns, name, uid):
             continue
         managed_by = labels.get(MANAGED_BY_LABEL, "")
         risks = _pod_risk(spec) if ns not in ignored else []

@@ -37,6 +37,8 @@ from portal.kube.config import KubeConfigError
 from portal.kube.specs import (
     NODE_CONTAINER,
     TIMEOUT_SLACK_SECONDS,
+    copy_pod,
+    copy_pod_name,
     node_debugger_pod,
     node_pod_name,
     session_labels,
@@ -111,6 +113,10 @@ def session_create_for_request(*, request: DebugRequest, origin: AuditOrigin | N
         # happens next the reaper knows which pod belongs to it.
         where = {"namespace": settings.EPHEMERA_NODE_DEBUG_NAMESPACE, "pod": node_pod_name(request.node),
                  "container_name": NODE_CONTAINER}
+    elif request.kind == RequestKind.COPY:
+        # The copy's name too: the reaper deletes it (by the uid recorded once created), never the pod it copies.
+        where = {"namespace": request.namespace, "pod": copy_pod_name(request.pod),
+                 "container_name": random_container_name([])}
     else:
         where = {"namespace": request.namespace, "pod": request.pod, "container_name": random_container_name([])}
     session = DebugSession.objects.create(
@@ -250,6 +256,8 @@ def _provision(session: DebugSession) -> None:
         client = get_client()
         if req.kind == RequestKind.NODE:
             name = _create_node_pod(session, client)
+        elif req.kind == RequestKind.COPY:
+            name = _create_copy_pod(session, client)
         else:
             name = _add_ephemeral_container(session, client)
         if name is None:
@@ -348,6 +356,38 @@ def _create_node_pod(session: DebugSession, client: Any) -> str | None:
     created = client.create_pod(session.namespace, body)
     _remember_pod_uid(session.pk, str((created.get("metadata") or {}).get("uid") or ""))
     return session.container_name
+
+
+def _create_copy_pod(session: DebugSession, client: Any) -> str | None:
+    """Create the copy of the pod as `kubectl debug --copy-to` would, from the pod as it is now."""
+    req = session.request
+    options = req.copy_options or {}
+    source = client.get_pod_raw(req.namespace, req.pod)
+    names = [c.get("name", "") for key in ("containers", "initContainers") for c in (source.get("spec") or {}).get(key) or []]
+    name = session.container_name
+    if name in names:  # drawn before the pod was read: re-drawn against its names
+        name = random_container_name(names)
+    if not _set_progress(session.pk, f"creating {session.namespace}/{session.pod}, a copy of pod {req.pod}",
+                         container_name=name):
+        return None
+    body = copy_pod(
+        source,
+        name=session.pod,
+        container=name,
+        image=req.image,
+        profile=req.profile,
+        session_id=str(session.pk),
+        command=time_limited_command(req.image, cluster_time_limit_seconds(req)),
+        share_processes=bool(options.get("share_processes", True)),
+        same_node=bool(options.get("same_node", False)),
+        set_image=dict(options.get("set_image") or {}),
+        target=req.container,
+        target_command=list(options.get("command") or []),
+        labels=session_labels(str(session.pk)),
+    )
+    created = client.create_pod(session.namespace, body)
+    _remember_pod_uid(session.pk, str((created.get("metadata") or {}).get("uid") or ""))
+    return name
 
 
 def _remember_pod_uid(session_id: uuid.UUID | str, uid: str) -> None:

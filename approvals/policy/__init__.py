@@ -23,7 +23,7 @@ def current() -> Policy:
 
 
 def spec_for(*, kind: str, namespace: str, profile: str, image: str, cluster: str | None = None) -> RequestSpec:
-    return RequestSpec(cluster=cluster or settings.EPHEMERA_CLUSTER_NAME, namespace=namespace if kind == "pod" else "",
+    return RequestSpec(cluster=cluster or settings.EPHEMERA_CLUSTER_NAME, namespace=namespace if kind in ("pod", "copy") else "",
                        kind=kind, profile=profile, image=image)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-KINDS = ("pod", "node")
+KINDS = ("pod", "node", "copy")
 PROFILES = ("general", "baseline", "restricted", "netadmin", "sysadmin")
 CLOCKS = ("approval", "first_connect")
 MAX_APPROVALS = 5

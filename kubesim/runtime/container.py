@@ -281,10 +281,12 @@ class Container:
             if os.getuid() == 0:
                 argv += ["--uid", str(NONROOT_UID), "--gid", str(NONROOT_UID)]
             return argv
-        if kind is ImageKind.CRASHLOOP:
-            return ["/bin/sh", "-c", CRASH_SCRIPT]
         command = list(self.spec.get("command") or [])
         args = list(self.spec.get("args") or [])
+        if kind is ImageKind.CRASHLOOP and not command:
+            # The image's entrypoint is what crashes; a command of the pod's own replaces it
+            # (how a copy keeps the crashing container up to be looked at).
+            return ["/bin/sh", "-c", CRASH_SCRIPT]
         if command or args:
             return command + args if command else args  # busybox has no ENTRYPOINT: args replace CMD
         if self.kind == "container" and not self.stdin:

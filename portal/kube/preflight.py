@@ -91,6 +91,36 @@ def preflight_node_pod(namespace: str, body: dict[str, Any], *, client: KubeClie
     return None
 
 
+def preflight_copy_pod(namespace: str, body: dict[str, Any], *, client: KubeClient | None = None) -> str | None:
+    """Would the cluster create this copy of a pod (specs.copy_pod)? None if it would."""
+    kube = client or get_client()
+
+    def attempt(candidate: dict[str, Any]) -> None:
+        kube.create_pod(namespace, candidate, dry_run=True)
+
+    try:
+        attempt(body)
+    except KubeError as exc:
+        target = f"namespace {namespace}"
+        return _refusal(exc, namespace=namespace, target=target, spec=body, variant=_copy_variant, attempt=attempt, node=False)
+    return None
+
+
+def _copy_variant(body: dict[str, Any], profile: str) -> dict[str, Any] | None:
+    """The same copy with its debug container (the last one) under `profile`."""
+    from portal.kube.specs import _SECURITY_CONTEXTS
+
+    if profile not in _SECURITY_CONTEXTS:
+        return None
+    variant = json.loads(json.dumps(body))
+    debugger = variant["spec"]["containers"][-1]
+    security = _SECURITY_CONTEXTS[profile]
+    debugger.pop("securityContext", None)
+    if security is not None:
+        debugger["securityContext"] = json.loads(json.dumps(security))
+    return variant  # type: ignore[no-any-return]
+
+
 # --- reading the refusal -------------------------------------------------------------------------
 
 

@@ -184,6 +184,77 @@ def node_debugger_pod(
     }
 
 
+# --- a copy of a pod (`kubectl debug POD --copy-to=NAME`) --------------------------------------
+
+_PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+
+
+def copy_pod_name(pod: str) -> str:
+    """`<pod>-debug-xxxxx`, within a pod name's 63 characters (kubectl takes --copy-to as given)."""
+    return f"{pod[:46].rstrip('-.')}-debug-" + "".join(secrets.choice(NAME_ALPHABET) for _ in range(5))
+
+
+def copy_pod(
+    source: dict[str, Any],
+    *,
+    name: str,
+    container: str,
+    image: str,
+    profile: str,
+    session_id: str | None = None,
+    command: list[str] | None = None,
+    share_processes: bool = True,
+    same_node: bool = False,
+    set_image: dict[str, str] | None = None,
+    target: str = "",
+    target_command: list[str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The pod kubectl creates for
+    `kubectl debug POD --copy-to=NAME -c CONTAINER -it --image=IMAGE --profile=PROFILE
+    [--share-processes=false] [--same-node] [--set-image=C=I,...] [--env=EPHEMERA_SESSION=ID] [-- COMMAND...]`
+    from the pod it read: its spec (ephemeral containers dropped; node only with --same-node;
+    probes removed, as every profile does to a copy), metadata reduced to name and namespace
+    (kubectl 1.37 drops labels and annotations, so no Service or controller picks the copy up;
+    ours carry the session's labels). `target_command` replaces the target container's command, as
+    `kubectl debug POD --copy-to=NAME --container=TARGET -- COMMAND` does to a container that
+    exists (so a crashing entrypoint can be kept alive to be looked at)."""
+    if profile not in _SECURITY_CONTEXTS:
+        raise ValueError(f"unknown debug profile {profile!r}")
+    meta_in = source.get("metadata") or {}
+    spec = _copy(source.get("spec") or {})
+    spec.pop("ephemeralContainers", None)
+    if not same_node:
+        spec.pop("nodeName", None)
+    overrides = set_image or {}
+    for c in [*spec.get("containers", []), *spec.get("initContainers", [])]:
+        for probe in _PROBES:
+            c.pop(probe, None)
+    for c in spec.get("containers", []):
+        image_for = overrides.get(c.get("name", ""), overrides.get("*", ""))
+        if image_for:
+            c["image"] = image_for
+        if target_command and c.get("name") == target:
+            c["command"] = list(target_command)
+            c.pop("args", None)
+    debugger: dict[str, Any] = {"name": container, "image": image}
+    if command:
+        debugger["command"] = list(command)
+    if session_id is not None:
+        debugger["env"] = [{"name": SESSION_ENV, "value": str(session_id)}]
+    debugger["resources"] = {}
+    security = _SECURITY_CONTEXTS[profile]
+    if security is not None:
+        debugger["securityContext"] = _copy(security)
+    debugger.update({"stdin": True, "terminationMessagePolicy": "File", "tty": True})
+    spec["containers"] = [*spec.get("containers", []), debugger]
+    spec["shareProcessNamespace"] = bool(share_processes)
+    metadata: dict[str, Any] = {"name": name, "namespace": meta_in.get("namespace", "")}
+    if labels:
+        metadata["labels"] = dict(labels)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
 def session_labels(session_id: str, instance: str | None = None) -> dict[str, str]:
     from django.conf import settings
 

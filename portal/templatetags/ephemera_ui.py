@@ -47,6 +47,8 @@ _RISK_WORDS = {"high": "high risk", "elevated": "elevated risk", "standard": "st
 _KIND_RISK: dict[str, tuple[str, str]] = {
     "node": ("high", "a node debugger: root on the node, its namespaces and filesystem"),
     "pod": ("low", "an ephemeral container in one pod"),
+    # A new pod: runs as the original's service account (its token), on any node unless same_node.
+    "copy": ("standard", "a copy of the pod, with its service account, plus a debug container"),
 }
 _PROFILE_RISK: dict[str, tuple[str, str]] = {
     "sysadmin": ("high", "privileged container"),

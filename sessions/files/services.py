@@ -51,6 +51,10 @@ def check_allowed(user: Any, session: DebugSession, direction: str) -> Files:
         raise TransferRefused("Only the session's requester can move files in and out of it.")
     if session.status != SessionStatus.RUNNING:
         raise TransferRefused("The session is not running.", 409)
+    if session.request.kind == RequestKind.COPY:
+        # In a copy the target is not PID 1 to reach through /proc/1/root (the pause process
+        # is, when processes are shared): not offered until the target's pid is found reliably.
+        raise TransferRefused("Files can't be moved in a copy's session yet; use the terminal.", 400)
     rules = files_rules(session)
     allowed = rules.download if direction == FileTransfer.Direction.DOWNLOAD else rules.upload
     if not allowed:

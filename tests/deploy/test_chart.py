@@ -295,8 +295,8 @@ USES: dict[str, set[tuple[str, str, str]]] = {
     "get_pod": set(),  # get_pod_raw
     "list_nodes": {("cluster", "nodes", "list")},
     "list_pods_raw": {("cluster", "pods", "list")},
-    "create_pod": {("node", "pods", "create")},
-    "delete_pod": {("node", "pods", "delete")},
+    "create_pod": {("node", "pods", "create"), ("debug", "pods", "create")},  # node debuggers; copies
+    "delete_pod": {("node", "pods", "delete"), ("debug", "pods", "delete")},
     "add_ephemeral_container": {("debug", "pods/ephemeralcontainers", "patch")},
     "watch_ephemeral_container": {("cluster", "pods", "list"), ("cluster", "pods", "watch")},
     "ephemeral_container_state": set(),  # get_pod_raw

@@ -53,7 +53,8 @@ def context(row: Notification) -> dict[str, Any]:
         "req": req,
         "policy": req.get("policy") or {},
         "target": (f"node/{req.get('node')}" if req.get("kind") == "node"
-                   else f"{req.get('namespace')}/{req.get('pod')}:{req.get('container')}") if req else "",
+                   else ("copy of " if req.get("kind") == "copy" else "") + f"{req.get('namespace')}/{req.get('pod')}:{req.get('container')}")
+        if req else "",
         "why": _why(row.event),
         "profile_url": f"{settings.EPHEMERA_BASE_URL}{reverse('profile')}",
     }

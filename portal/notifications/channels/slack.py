@@ -59,6 +59,8 @@ def message(payload: dict[str, Any]) -> dict[str, Any]:
     ]
     if req:
         target = f"node/{req.get('node')}" if req.get("kind") == "node" else f"{req.get('namespace')}/{req.get('pod')}:{req.get('container')}"
+        if req.get("kind") == "copy":
+            target = f"copy of {target}"
         fields = [
             _field("Requester", req.get("requester")),
             _field("Target", target),
