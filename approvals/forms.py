@@ -8,6 +8,8 @@ of the template (required, min/max, choices) only help the browser.
 
 from __future__ import annotations
 
+import shlex
+
 from django import forms
 from django.conf import settings
 
@@ -38,6 +40,31 @@ class DebugRequestForm(forms.Form):
     reason = FormTextField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
     ticket = FormTextField(required=False, label="Ticket")
     duration_minutes = FormTextField(required=False, label="Duration (minutes)")
+    # kind copy (`kubectl debug POD --copy-to`): how the copy differs from the pod.
+    copy_command = FormTextField(required=False, label="Command of the target container in the copy")
+    copy_set_image = FormTextField(required=False, label="Images to replace")
+    copy_share_processes = forms.BooleanField(required=False, initial=True, label="One process namespace for the copy")
+    copy_same_node = forms.BooleanField(required=False, label="On the pod's node")
+
+    def copy_options(self) -> tuple[dict[str, object], dict[str, str]]:
+        """The copy's options from the form's text, and errors by field (shell-like words, `c=image, ...`)."""
+        data = self.cleaned_data
+        errors: dict[str, str] = {}
+        try:
+            command = shlex.split(data.get("copy_command") or "")
+        except ValueError as exc:
+            command, errors["command"] = [], f"The command can't be read: {exc}."
+        images: dict[str, str] = {}
+        for part in (data.get("copy_set_image") or "").split(","):
+            if not part.strip():
+                continue
+            name, eq, image = part.partition("=")
+            if not eq:
+                errors["set_image"] = "Write container=image, separated by commas (e.g. worker=busybox or *=busybox)."
+                break
+            images[name.strip()] = image.strip()
+        return ({"command": command, "set_image": images, "share_processes": bool(data.get("copy_share_processes")),
+                 "same_node": bool(data.get("copy_same_node"))}, errors)
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

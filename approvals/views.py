@@ -54,7 +54,11 @@ def _require_approver(request: HttpRequest) -> None:
 
 # The target fields the page shows for each kind; the others are hidden (CSS), so their
 # errors would go unseen there.
-_SHOWN_FOR_KIND: dict[str, set[str]] = {RequestKind.NODE: {"node"}, RequestKind.POD: {"namespace", "pod", "container"}}
+_SHOWN_FOR_KIND: dict[str, set[str]] = {RequestKind.NODE: {"node"}, RequestKind.POD: {"namespace", "pod", "container"},
+                                         RequestKind.COPY: {"namespace", "pod", "container"}}
+# The copy's options, as the service names them -> the form's fields.
+_COPY_FIELDS = {"command": "copy_command", "set_image": "copy_set_image", "share_processes": "copy_share_processes",
+                "same_node": "copy_same_node"}
 _TARGET_FIELDS = {"node", "namespace", "pod", "container"}
 
 
@@ -69,6 +73,7 @@ def _apply_errors(form: DebugRequestForm, exc: ValidationError, *, kind: str) ->
         return
     shown = _SHOWN_FOR_KIND.get(kind, _TARGET_FIELDS)
     for field, errors in exc.message_dict.items():
+        field = _COPY_FIELDS.get(field, field)
         form.add_error(field if field in form.fields else None, errors)
         if field in _TARGET_FIELDS and field not in shown:
             form.add_error(None, errors)
@@ -81,10 +86,14 @@ def request_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         kind = data["kind"] or RequestKind.POD
+        copy, copy_errors = form.copy_options() if kind == RequestKind.COPY else (None, {})
         try:
+            if copy_errors:
+                raise ValidationError(copy_errors)
             req = services.request_create(
                 requester=request.user,
                 kind=kind,
+                copy=copy,
                 node=data["node"],
                 namespace=data["namespace"],
                 pod=data["pod"],

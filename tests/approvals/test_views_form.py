@@ -179,3 +179,23 @@ def test_every_signed_in_user_may_list_the_cluster(request, kube, who):
 
 def test_cluster_lookups_are_get_only(alice_client, kube):
     assert alice_client.post(reverse("cluster_namespaces")).status_code == 405
+
+
+def test_a_copy_request_from_the_form(alice_client, kube):
+    """The form's third choice (issue 15): the copy's options from its text fields."""
+    post = {"kind": "copy", "namespace": "payments", "pod": "ledger-worker-6b8d7f9c5-m4n7p", "container": "worker",
+            "image": "busybox", "profile": "general", "reason": "crashes at start", "duration_minutes": "15",
+            "copy_command": "sleep 'in finity'", "copy_set_image": "worker=busybox", "copy_share_processes": "on"}
+    resp = alice_client.post(reverse("request_new"), post)
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+    req = DebugRequest.objects.get()
+    assert (req.kind, req.pod, req.container) == ("copy", "ledger-worker-6b8d7f9c5-m4n7p", "worker")
+    assert req.copy_options == {"command": ["sleep", "in finity"], "set_image": {"worker": "busybox"},
+                                "share_processes": True, "same_node": False}
+    assert req.target_label == "copy of payments/ledger-worker-6b8d7f9c5-m4n7p:worker"
+    bad = alice_client.post(reverse("request_new"), {**post, "copy_set_image": "worker busybox"})
+    assert bad.status_code == 400
+    assert "container=image" in bad.content.decode()
+    unquoted = alice_client.post(reverse("request_new"), {**post, "copy_command": "sleep 'infinity"})
+    assert unquoted.status_code == 400 and "can&#x27;t be read" in unquoted.content.decode()
+    assert DebugRequest.objects.count() == 1
