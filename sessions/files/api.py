@@ -92,8 +92,9 @@ class SessionFilesView(APIView):
             return Response({"detail": f"The file is {info.size} bytes: over this rule's limit of {rules.max_mb} MB."},
                             status=413)
         archive = info.kind == "dir"
-        transfer = services.start(user=request.user, session=session, direction=direction, path=path, archive=archive)
         origin = AuditOrigin.from_request(request._request)
+        transfer = services.start(user=request.user, session=session, direction=direction, path=path, archive=archive,
+                                  origin=origin)
         body = _download(session, username, where, archive, cap, Progress(transfer), origin)
         response = StreamingHttpResponse(body, content_type="application/gzip" if archive else "application/octet-stream")
         response["Content-Disposition"] = f'attachment; filename="{_filename(path, archive)}"'
@@ -124,12 +125,10 @@ class SessionFilesView(APIView):
         if length > cap:
             return Response({"detail": f"The file is {length} bytes: over this rule's limit of {rules.max_mb} MB."},
                             status=413)
-        transfer = services.start(user=request.user, session=session, direction=direction, path=path)
-        # Uploads keep their size and sha256, not their bytes (they stay in the debug container).
-        transfer.kept = False
-        transfer.save(update_fields=["kept"])
-        progress = Progress(transfer)
         origin = AuditOrigin.from_request(request._request)
+        # Uploads keep their size and sha256, not their bytes (they stay in the debug container).
+        transfer = services.start(user=request.user, session=session, direction=direction, path=path, origin=origin)
+        progress = Progress(transfer)
 
         def pieces() -> Iterator[bytes]:
             while data := request._request.read(READ_PIECE):

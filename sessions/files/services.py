@@ -70,9 +70,17 @@ def refused(*, user: Any, session: DebugSession, direction: str, path: str, why:
                      data={"direction": direction, "path": path[:500], "why": why[:300]})
 
 
-def start(*, user: Any, session: DebugSession, direction: str, path: str, archive: bool = False) -> FileTransfer:
-    return FileTransfer.objects.create(session=session, actor=user, direction=direction, path=path, archive=archive,
-                                       kept=settings.EPHEMERA_KEEP_TRANSFERRED_FILES)
+def start(*, user: Any, session: DebugSession, direction: str, path: str, archive: bool = False,
+          origin: AuditOrigin | None = None) -> FileTransfer:
+    """The transfer's row and its first audit event, before a byte moves: a portal that dies
+    mid-transfer still leaves who began moving what (the row stays `streaming`)."""
+    with transaction.atomic():
+        transfer = FileTransfer.objects.create(session=session, actor=user, direction=direction, path=path, archive=archive,
+                                               kept=settings.EPHEMERA_KEEP_TRANSFERRED_FILES
+                                               and direction == FileTransfer.Direction.DOWNLOAD)
+        record_event(action="session.file_started", actor=user, request=session.request, session=session, origin=origin,
+                     data={"transfer": transfer.pk, "direction": direction, "path": path, "archive": archive})
+    return transfer
 
 
 @dataclass

@@ -75,6 +75,8 @@ CASES = [
     ("sysadmin", {"share_processes": False, "same_node": True, "set_image": {"api": "busybox", "*": "busybox"}},
      ["--share-processes=false", "--same-node", "--set-image=api=busybox,*=busybox"]),
     ("restricted", {"set_image": {"envoy": "busybox"}}, ["--set-image=envoy=busybox"]),
+    ("baseline", {"same_node": True}, ["--same-node"]),
+    ("netadmin", {"share_processes": False}, ["--share-processes=false"]),
 ]
 
 
