@@ -123,6 +123,7 @@ class Process:
         self._gate = asyncio.Event()
         if not gated:
             self._gate.set()
+        self.last_output = self._loop.time()  # when output was last delivered (an attach waits for quiet)
         self._popen = self._spawn(stdin, env, cwd, size)
         self.pid = self._popen.pid
         self.pgid = self.pid  # start_new_session makes the child its own session and group leader
@@ -211,6 +212,7 @@ class Process:
     async def _deliver(self, channel: int, data: bytes) -> None:
         if not self._gate.is_set():
             await self._gate.wait()
+        self.last_output = self._loop.time()
         if self.log is not None:
             self.log.append(data)
         for sink in list(self._sinks):

@@ -184,6 +184,7 @@ class Runtime:
         watcher = asyncio.ensure_future(self._close_when_finished(proc, stream, None))
         keys = DetachKeys() if tty and wants_stdin else None
         detached = False
+        stdin_closed = False
         try:
             async for channel, payload in stream.inputs():
                 if channel == STDIN and wants_stdin:
@@ -200,8 +201,9 @@ class Runtime:
                         await proc.close_stdin()
                     else:
                         # Without stdinOnce containerd keeps the container's stdin open for the next
-                        # attacher: this attach is over, the container goes on.
-                        detached = True
+                        # attacher: this attach is over, the container goes on (once the output of
+                        # what was typed last has come: see below).
+                        detached = stdin_closed = True
                         break
         finally:
             proc.remove_sink(stream.sink)
@@ -210,10 +212,27 @@ class Runtime:
             if wants_stdin and container.stdin_once:
                 await proc.close_stdin()
         if detached:
-            # The attach ends at once and well (kubectl prints "Session ended, resume using ...").
+            if stdin_closed:
+                await self._until_quiet(proc, stream)
+            # The attach ends well (kubectl prints "Session ended, resume using ...").
             await stream.send_status(success_status())
             await stream.close()
         return stream.ws
+
+    @staticmethod
+    async def _until_quiet(proc: Process, stream: ChannelStream, quiet: float = 0.3, longest: float = 5.0) -> None:
+        """After stdin closed: go on sending output until it has been quiet for `quiet` seconds (or the
+        process ended), so the answer to the last piped line isn't cut off."""
+        loop = asyncio.get_running_loop()
+        proc.add_sink(stream.sink)
+        try:
+            closed_at = loop.time()
+            deadline = closed_at + longest
+            while (not proc.finished.is_set() and loop.time() < deadline
+                   and loop.time() - max(proc.last_output, closed_at) < quiet):
+                await asyncio.sleep(0.05)
+        finally:
+            proc.remove_sink(stream.sink)
 
     async def handle_not_running(self, request: web.Request, message: str) -> web.WebSocketResponse:
         """Attach/exec to a container with no running process, over the websocket protocol: the
