@@ -83,6 +83,21 @@ def serve(uid: int | None, gid: int | None) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         signal.signal(sig, stop)
+
+    def reap(_signum: int, _frame: object) -> None:
+        # As the real master does (and as a container's PID 1 must): collect any child that ends,
+        # including the orphans a debug container sharing this PID namespace leaves behind.
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in children:
+                children.remove(pid)
+
+    signal.signal(signal.SIGCHLD, reap)
     while True:
         time.sleep(3600)
 

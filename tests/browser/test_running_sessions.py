@@ -93,9 +93,10 @@ def test_the_running_list_follows_watchers_and_revokes_live(browser: Browser, po
         bob.screenshot(path=str(ARTIFACTS / "running.png"), full_page=True)  # to look at; not in the README
 
         # The README's picture: bob's queue (with a request waiting) next to alice's session.
-        # The debug shell's whole process list: the target's (PID 1 the nginx master) and its own.
-        alice.keyboard.type("ps aux\n")
-        wait_for_terminal_text(alice, r"ps aux\s*\n\S*\s?[#$]\s*$")
+        # The debug shell's process list: the target's (PID 1, the nginx master, and its workers),
+        # then the debug shells (this portal's other sessions on the pod share the namespace too).
+        alice.keyboard.type("ps aux | head -7; echo PS-$((6*7))\n")
+        wait_for_terminal_text(alice, r"PS-42\s*\n\S*\s?[#$]\s*$")
         assert re.search(r"\b1 nonroot +nginx: master process", terminal_text(alice)), terminal_text(alice)
         pending = _pending_request(who["alice"], portal_url)
         try:
