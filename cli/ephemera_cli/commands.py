@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import shlex
 import sys
 import uuid
 from typing import Any
@@ -20,7 +21,9 @@ from ephemera_cli.waiting import Waiter, approvals_line, note, session_gone
 
 # The debug request's API fields as `kubectl ephemera debug` calls them, for the portal's 400s.
 DEBUG_FLAGS = {"namespace": "-n", "pod": "POD", "container": "--target", "node": "node/NAME", "image": "--image",
-               "profile": "--profile", "reason": "--reason", "ticket": "--ticket", "duration_minutes": "--duration"}
+               "profile": "--profile", "reason": "--reason", "ticket": "--ticket", "duration_minutes": "--duration",
+               "copy_of": "POD", "set_image": "--set-image", "command": "--target-command",
+               "share_processes": "--share-processes", "same_node": "--same-node"}
 
 # Any valid UUID no request has: the cheapest authenticated call (404 = the token works).
 _NO_SUCH_REQUEST = "00000000-0000-0000-0000-000000000000"
@@ -88,7 +91,31 @@ def _debug_body(args: argparse.Namespace) -> dict[str, Any]:
         return {**body, "node": name}
     if kind not in ("", "pod", "pods", "po"):
         raise CliError(f"can't debug {kind}/{name}: give POD, pod/POD or node/NAME", Exit.USAGE)
-    return {**body, "namespace": args.namespace or "default", "pod": name, "container": args.target or ""}
+    target_fields = {"namespace": args.namespace or "default", "container": args.target or ""}
+    copy_to = getattr(args, "copy_to", None)
+    if copy_to is None:
+        if getattr(args, "set_image", None) or getattr(args, "target_command", None) or getattr(args, "same_node", False):
+            raise CliError("--set-image, --target-command and --same-node go with --copy-to", Exit.USAGE)
+        return {**body, **target_fields, "pod": name}
+    copy: dict[str, Any] = {**body, **target_fields, "copy_of": name}
+    if args.share_processes is not None:
+        copy["share_processes"] = args.share_processes
+    if args.same_node:
+        copy["same_node"] = True
+    if args.set_image:
+        images: dict[str, str] = {}
+        for part in args.set_image.split(","):
+            container, eq, image = part.partition("=")
+            if not eq or not container.strip() or not image.strip():
+                raise CliError(f"--set-image: {part!r} is not container=image", Exit.USAGE)
+            images[container.strip()] = image.strip()
+        copy["set_image"] = images
+    if args.target_command:
+        try:
+            copy["command"] = shlex.split(args.target_command)
+        except ValueError as exc:
+            raise CliError(f"--target-command: {exc}", Exit.USAGE) from None
+    return copy
 
 
 async def debug(args: argparse.Namespace) -> Exit:

@@ -80,6 +80,15 @@ def build_parser() -> Parser:
     p.add_argument("--reason", required=True, help="why: the approvers read it")
     p.add_argument("--ticket", help="the incident or change ticket, when the policy asks for one")
     p.add_argument("--duration", default="30m", help="how long, e.g. 30m or 1h (default: 30m)")
+    p.add_argument("--copy-to", nargs="?", const="", metavar="NAME",
+                   help="debug a copy of the pod, as kubectl debug --copy-to (for a container that crashes at start); "
+                        "the copy's name is Ephemera's to choose (<pod>-debug-xxxxx), so NAME is ignored")
+    p.add_argument("--share-processes", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --copy-to: one process namespace for the copy (default: yes, as kubectl)")
+    p.add_argument("--same-node", action="store_true", help="with --copy-to: the copy on the pod's node")
+    p.add_argument("--set-image", help="with --copy-to: container=image[,...] ('*' for all), as kubectl")
+    p.add_argument("--target-command", help="with --copy-to: the --target container's command in the copy, "
+                                            "e.g. 'sleep infinity'")
     p.add_argument("--no-wait", action="store_true", help="create the request, print its id and exit")
     # kubectl debug's -i/-t/-it: accepted so muscle memory works; the shell is always interactive.
     p.add_argument("-i", "--stdin", action="store_true", help=argparse.SUPPRESS)

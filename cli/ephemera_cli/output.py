@@ -110,7 +110,8 @@ def until(value: Any, now: datetime | None = None) -> str:
 def target(req: dict[str, Any]) -> str:
     if req.get("kind") == "node" or req.get("node"):
         return f"node/{req.get('node', '')}"
-    return f"{req.get('namespace', '')}/{req.get('pod', '')}:{req.get('container', '')}"
+    where = f"{req.get('namespace', '')}/{req.get('pod', '')}:{req.get('container', '')}"
+    return f"copy of {where}" if req.get("kind") == "copy" else where
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str], out: TextIO | None = None) -> None:

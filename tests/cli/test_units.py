@@ -119,3 +119,25 @@ def test_the_terminal_url_comes_from_the_session_id_not_from_the_answer() -> Non
     assert attachment.url == f"wss://portal.example/prefix/ws/sessions/{sid}/terminal"
     with pytest.raises(ValueError):
         Attachment(api, {"id": "../../api/v1/audit/export"})
+
+
+def test_debug_copy_to_builds_a_copy_request() -> None:
+    from ephemera_cli.commands import _debug_body
+    from ephemera_cli.errors import CliError
+    from ephemera_cli.main import build_parser
+
+    parse = build_parser().parse_args
+    args = parse(["debug", "ledger-worker-6b8d7f9c5-m4n7p", "-n", "payments", "--target=worker", "--copy-to",
+                  "--set-image=worker=busybox", "--target-command", "sleep 'in finity'", "--no-share-processes",
+                  "--reason", "crashes"])
+    body = _debug_body(args)
+    assert body["copy_of"] == "ledger-worker-6b8d7f9c5-m4n7p" and "pod" not in body
+    assert (body["namespace"], body["container"]) == ("payments", "worker")
+    assert body["set_image"] == {"worker": "busybox"} and body["command"] == ["sleep", "in finity"]
+    assert body["share_processes"] is False and "same_node" not in body
+    plain = _debug_body(parse(["debug", "web", "--reason", "x"]))
+    assert plain["pod"] == "web" and "copy_of" not in plain
+    with pytest.raises(CliError, match="go with --copy-to"):
+        _debug_body(parse(["debug", "web", "--set-image=a=b", "--reason", "x"]))
+    with pytest.raises(CliError, match="not container=image"):
+        _debug_body(parse(["debug", "web", "--copy-to", "--set-image=busybox", "--reason", "x"]))
