@@ -118,9 +118,19 @@ def test_a_crashlooping_pod_is_debugged_through_its_copy(kube: Any, alice: Any, 
     session = provision(copy_request(alice, bob, pod=LEDGER, container="worker",
                                      copy={"command": ["sleep", "infinity"]}))
     assert session.status == SessionStatus.RUNNING, session.failure_message
-    copy = client.get_pod_raw("payments", session.pod)
-    worker = next(c for c in copy["status"]["containerStatuses"] if c["name"] == "worker")
+    # The session runs once its debug container does; the copy's worker starts beside it.
+    deadline = time.monotonic() + 20
+    while True:
+        copy = client.get_pod_raw("payments", session.pod)
+        worker = next(c for c in copy["status"]["containerStatuses"] if c["name"] == "worker")
+        if "running" in worker["state"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert "running" in worker["state"], worker  # the crashing entrypoint was replaced
+    time.sleep(1.5)  # past the moment the original's entrypoint crashes
+    worker = next(c for c in client.get_pod_raw("payments", session.pod)["status"]["containerStatuses"]
+                  if c["name"] == "worker")
+    assert "running" in worker["state"] and worker["restartCount"] == 0, worker
     # The debug shell shares the copy's process namespace: the worker's `sleep infinity` is there.
     code, out = client.exec_command("payments", session.pod, session.container_name, ["ps", "-o", "args"])
     assert code == 0 and "sleep infinity" in out, out
