@@ -9,6 +9,7 @@ import * as AsciinemaPlayer from "asciinema-player";
 interface ReplayData {
   cast_url: string;
   commands: { t: number; text: string }[];
+  transfers?: { t: number; text: string }[];
 }
 
 declare global {
@@ -24,7 +25,12 @@ function setup(): void {
   const data = JSON.parse(dataEl.textContent || "{}") as ReplayData;
   const speedEl = document.getElementById("replay-speed") as HTMLSelectElement | null;
   const idleEl = document.getElementById("replay-skip-idle") as HTMLInputElement | null;
-  const markers: AsciinemaPlayer.Marker[] = data.commands.map((c) => [c.t, c.text]);
+  // Commands typed and files moved, in time order; a marker's index leads back to its command.
+  const entries = [
+    ...data.commands.map((c, i) => ({ t: c.t, text: c.text, command: i })),
+    ...(data.transfers ?? []).map((f) => ({ t: f.t, text: f.text, command: -1 })),
+  ].sort((a, b) => a.t - b.t);
+  const markers: AsciinemaPlayer.Marker[] = entries.map((e) => [e.t, e.text]);
   let player: AsciinemaPlayer.Player | null = null;
 
   const create = (startAt = 0, autoPlay = false): void => {
@@ -40,7 +46,7 @@ function setup(): void {
       fit: "width",
       terminalFontSize: "small",
     });
-    player.addEventListener("marker", ({ index }) => highlight(index));
+    player.addEventListener("marker", ({ index }) => highlight(entries[index]?.command ?? -1));
     window.ephemeraReplay = player;
   };
 
@@ -52,7 +58,7 @@ function setup(): void {
     el.addEventListener("click", async () => {
       const index = Number(el.dataset.commandIndex);
       if (!player) return;
-      await player.seek({ marker: index });
+      await player.seek({ marker: entries.findIndex((e) => e.command === index) });
       highlight(index);
     }),
   );

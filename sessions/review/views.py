@@ -46,8 +46,21 @@ def review_context(user: Any, session: DebugSession) -> dict[str, Any]:
             ctx["replay_data"] = {
                 "cast_url": reverse("api-session-recording", kwargs={"pk": session.pk}),
                 "commands": [{"t": c.t, "text": c.text} for c in commands],
+                # Files that moved, as markers on the replay's timeline next to the commands.
+                "transfers": transfer_markers(session, recording.started_at),
             }
     return ctx
+
+
+def transfer_markers(session: DebugSession, started_at: Any) -> list[dict[str, Any]]:
+    from sessions.files.models import FileTransfer
+
+    markers = []
+    for t in FileTransfer.objects.filter(session=session).order_by("started_at"):
+        arrow = "↓" if t.direction == FileTransfer.Direction.DOWNLOAD else "↑"
+        what = f"{t.size} bytes, sha256 {t.sha256[:12]}…" if t.outcome == FileTransfer.Outcome.DONE else t.get_outcome_display()
+        markers.append({"t": max(0.0, (t.started_at - started_at).total_seconds()), "text": f"{arrow} {t.path} ({what})"})
+    return markers
 
 
 def _visible(user: Any, session_id: Any) -> DebugSession:

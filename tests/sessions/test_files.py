@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 import time
 import zlib
@@ -105,6 +106,15 @@ def test_a_file_of_the_distroless_target_downloads_byte_exact_and_leaves_a_trail
     cast = b"".join(zlib.decompress(c.data) for c in RecordingChunk.objects.filter(session=session).order_by("seq"))
     markers = [json.loads(line) for line in cast.decode().splitlines() if '"m"' in line]
     assert any(m[1] == "m" and "downloaded /etc/nginx/nginx.conf" in m[2] and digest in m[2] for m in markers)
+    # Once the session is over, its replay has the transfer as a marker on the timeline.
+    from sessions.services import session_end
+
+    session_end(session_id=session.pk, actor=term_users.alice, reason="user")
+    page = Client()
+    page.force_login(term_users.dave)
+    html = page.get(f"/sessions/{session.pk}/").content.decode()
+    replay = json.loads(re.search(r'<script id="replay-data" type="application/json">(.*?)</script>', html, re.S).group(1))
+    assert [m["text"] for m in replay["transfers"]] == [f"↓ /etc/nginx/nginx.conf ({len(data)} bytes, sha256 {digest[:12]}…)"]
 
 
 def test_a_directory_comes_as_tar_gz(term_kube: Any, term_users: SimpleNamespace) -> None:
