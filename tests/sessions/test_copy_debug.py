@@ -112,11 +112,15 @@ def test_the_copy_equals_the_one_kubectl_creates(profile: str, options: dict[str
     assert tried["spec"]["containers"][-1].get("securityContext") == ours_pod["spec"]["containers"][-1].get("securityContext")
 
 
-def test_a_crashlooping_pod_is_debugged_through_its_copy(kube: Any, alice: Any, bob: Any) -> None:
+def test_a_crashlooping_pod_is_debugged_through_its_copy(transactional_db: Any, kube: Any, alice: Any, bob: Any) -> None:
+    # transactional_db: the background stop's thread must see the session's rows (PostgreSQL).
     client = get_client()
     original = client.get_pod_raw("payments", LEDGER)
-    session = provision(copy_request(alice, bob, pod=LEDGER, container="worker",
-                                     copy={"command": ["sleep", "infinity"]}))
+    session = copy_request(alice, bob, pod=LEDGER, container="worker", copy={"command": ["sleep", "infinity"]})
+    deadline = time.monotonic() + 60
+    while session.status == SessionStatus.PROVISIONING and time.monotonic() < deadline:
+        time.sleep(0.2)  # (committed: the provisioner's own thread runs it)
+        session = provision(session)
     assert session.status == SessionStatus.RUNNING, session.failure_message
     # The session runs once its debug container does; the copy's worker starts beside it.
     deadline = time.monotonic() + 20
