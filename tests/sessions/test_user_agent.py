@@ -7,6 +7,7 @@ audit log keeps (kubesim writes the same audit.k8s.io Event, userAgent included)
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +113,11 @@ async def test_the_terminals_attach_says_whom_it_is_for(audited: tuple[RunningCl
         await term.until(lambda: any(s["event"] == "connected" for s in term.statuses))
     finally:
         await term.close()
+    # The apiserver logs a websocket's call when it ends (stage ResponseComplete): after the close.
+    for _ in range(100):
+        if _agents(log, pod=session.pod, verb="get", subresource="attach"):
+            break
+        await asyncio.sleep(0.1)
     assert _agents(log, pod=session.pod, verb="get", subresource="attach") == {for_session(session.pk, "alice")}
 
 
