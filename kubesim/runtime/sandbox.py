@@ -1,9 +1,11 @@
 """Inside a kubesim container: namespaces, root filesystem, identity, then the command.
 
-Run as a plain script (stdlib only, like fake_nginx.py) by the runtime (see isolation.py),
-already in the right PID namespace: `unshare --pid --fork` made a new one (we are its PID 1),
-or `nsenter --pid` put us in the target's or the node's. What a runtime does for a container
-after that happens here, in this order, as runc does it:
+Run as a plain script (stdlib only, like fake_nginx.py) by the runtime (see isolation.py):
+`nsenter --pid` puts it in the PID namespace to join or nest in (the target's, the pod's pause,
+the node's); with "new_pid" it makes a new one itself and forks, its child becoming that
+namespace's PID 1 while the parent waits and passes the child's end on (util-linux's `unshare
+--fork` turns a SIGKILLed child into exit code 1). What a runtime does for a container after
+that happens here, in this order, as runc does it:
 
 1. enter the namespaces to share (the target's network, UTS and IPC; for an exec, also its mounts),
    and make new ones for the rest (mount, and network/UTS/IPC unless shared);
@@ -12,10 +14,10 @@ after that happens here, in this order, as runc does it:
    namespace (its kernel knobs read-only unless privileged), a minimal /dev, and pivot_root into
    it, so nothing of the machine's own files is reachable;
 3. identity: the capability bounding set from the profile, uid/gid, no_new_privs;
-4. report "ok" on the runtime's socket (the kernel attaches our pid as the runtime sees it), exec.
+4. report "ok" on the runtime's socket (it reads our pid, as it sees it, from the connection), exec.
 
 Mode "hold" is a namespace's PID 1 that only reaps: a node's init, a pod's pause process.
-Spec: one JSON object in argv[1]; see isolation.SandboxSpec for the fields.
+Spec: one JSON object in argv[1], made by isolation.Sandbox (container_spec, exec_spec, the holders).
 """
 
 from __future__ import annotations
