@@ -2,8 +2,8 @@
 
 The runtime side of sandbox.py. For each container it decides, from the pod spec, what the
 kubelet and runc would: which namespaces are new and which are shared, the root filesystem,
-the uid and the capability set; then starts the process through util-linux's `unshare` /
-`nsenter` (the only ways into a PID namespace are to be forked in it) and sandbox.py.
+the uid and the capability set; then starts the process through util-linux's `nsenter` (the
+only ways into a PID namespace are to be forked in it) and sandbox.py, which makes the rest.
 
 - A node is a PID namespace whose PID 1 (`/sbin/init`, a holder) has the node's tree as its
   root and the node's name as hostname. Every pod on the node nests inside it, so a `hostPID`
