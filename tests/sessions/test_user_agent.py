@@ -7,8 +7,8 @@ audit log keeps (kubesim writes the same audit.k8s.io Event, userAgent included)
 
 from __future__ import annotations
 
-import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -44,13 +44,33 @@ def _events(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
-def _agents(log: Path, *, pod: str, verb: str, subresource: str = "") -> set[str]:
-    return {e["userAgent"] for e in _events(log)
-            if e["verb"] == verb and e.get("objectRef", {}).get("name") == pod
-            and e.get("objectRef", {}).get("subresource", "") == subresource}
+def _agents(log: Path, *, pod: str, verb: str, subresource: str = "", wait: float = 10.0) -> set[str]:
+    """The User-Agents of those calls. The apiserver logs a call when its response is complete
+    (for a websocket: once it closed, which may be just after the client saw it close)."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = {e["userAgent"] for e in _events(log)
+                 if e["verb"] == verb and e.get("objectRef", {}).get("name") == pod
+                 and e.get("objectRef", {}).get("subresource", "") == subresource}
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
-def test_provisioning_and_the_stop_say_whom_they_are_for(audited: tuple[RunningCluster, Path], alice: Any, bob: Any) -> None:
+def _until_running(session: DebugSession) -> DebugSession:
+    """Committed (transactional_db): the provisioner's own thread runs it, as in the portal."""
+    deadline = time.monotonic() + 60
+    while True:
+        services.session_provision(session_id=session.pk)  # a no-op once that thread has claimed it
+        session.refresh_from_db()
+        if session.status != SessionStatus.PROVISIONING or time.monotonic() > deadline:
+            return session
+        time.sleep(0.2)
+
+
+# transactional_db: the stop runs on a thread of its own, which must see the session's rows.
+def test_provisioning_and_the_stop_say_whom_they_are_for(transactional_db: Any, audited: tuple[RunningCluster, Path],
+                                                          alice: Any, bob: Any) -> None:
     _, log = audited
     from portal.kube import get_client
 
@@ -58,9 +78,7 @@ def test_provisioning_and_the_stop_say_whom_they_are_for(audited: tuple[RunningC
     req = request_services.request_create(requester=alice, namespace="default", pod=pod, container=TARGET_CONTAINER,
                                           image="busybox", profile="general", reason="ua", duration_minutes=15, origin=None)
     request_services.request_approve(request_id=req.pk, approver=bob, origin=None)
-    session = DebugSession.objects.get(request=req)
-    services.session_provision(session_id=session.pk)
-    session.refresh_from_db()
+    session = _until_running(DebugSession.objects.get(request=req))
     assert session.status == SessionStatus.RUNNING, session.failure_message
     services.session_end(session_id=session.pk, actor=alice, reason=EndReason.USER)
     from sessions import cluster_stop
@@ -81,15 +99,13 @@ def test_provisioning_and_the_stop_say_whom_they_are_for(audited: tuple[RunningC
             and "labelSelector" not in e["requestURI"]][-1] == BASE
 
 
-def test_a_node_pods_create_and_delete_say_whom_they_are_for(audited: tuple[RunningCluster, Path], alice: Any,
-                                                              bob: Any, settings: Any) -> None:
+def test_a_node_pods_create_and_delete_say_whom_they_are_for(transactional_db: Any, audited: tuple[RunningCluster, Path],
+                                                              alice: Any, bob: Any, settings: Any) -> None:
     _, log = audited
     req = request_services.request_create(requester=alice, kind="node", node="debian-11", image="busybox",
                                           profile="general", reason="ua", duration_minutes=15, origin=None)
     request_services.request_approve(request_id=req.pk, approver=bob, origin=None)
-    session = DebugSession.objects.get(request=req)
-    services.session_provision(session_id=session.pk)
-    session.refresh_from_db()
+    session = _until_running(DebugSession.objects.get(request=req))
     assert session.status == SessionStatus.RUNNING, session.failure_message
     services.session_end(session_id=session.pk, actor=alice, reason=EndReason.USER)
     from sessions import cluster_stop
@@ -111,14 +127,14 @@ async def test_the_terminals_attach_says_whom_it_is_for(audited: tuple[RunningCl
     try:
         assert connected
         await term.until(lambda: any(s["event"] == "connected" for s in term.statuses))
+        # Ending the session closes the attach; the apiserver logs a websocket's call once it closed.
+        await sync_to_async(services.session_end)(session_id=session.pk, actor=term_users.alice, reason=EndReason.USER)
+        await term.until_closed(15)
     finally:
         await term.close()
-    # The apiserver logs a websocket's call when it ends (stage ResponseComplete): after the close.
-    for _ in range(100):
-        if _agents(log, pod=session.pod, verb="get", subresource="attach"):
-            break
-        await asyncio.sleep(0.1)
-    assert _agents(log, pod=session.pod, verb="get", subresource="attach") == {for_session(session.pk, "alice")}
+    agents = await sync_to_async(_agents, thread_sensitive=False)(log, pod=session.pod, verb="get", subresource="attach",
+                                                                   wait=20)
+    assert agents == {for_session(session.pk, "alice")}
 
 
 def test_a_username_cant_forge_the_format() -> None:
