@@ -14,7 +14,17 @@ import posixpath
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from portal.kube.attach import STATUS, STDERR, STDOUT, AttachError, _exit_code, _open, exec_url
+from portal.kube.attach import (
+    STATUS,
+    STDERR,
+    STDOUT,
+    AttachError,
+    ChannelStream,
+    StreamEvent,
+    _exit_code,
+    _open,
+    exec_url,
+)
 from portal.kube.client import get_client
 from portal.kube.config import KubeConnection
 from portal.kube.errors import KubeError
@@ -96,59 +106,68 @@ def stat_path(namespace: str, pod: str, container: str, path: str) -> PathInfo:
     raise FileError("Only regular files and directories can be downloaded.", 400)
 
 
+async def _exec(conn: KubeConnection, *, namespace: str, pod: str, container: str, script: str, path: str,
+                stdin: bool) -> ChannelStream:
+    url = exec_url(conn, namespace=namespace, pod=pod, container=container,
+                   command=["sh", "-c", script, "ephemera_files", path], tty=False, stdin=stdin)
+    try:
+        return await _open(conn, url, timeout=STREAM_TIMEOUT)
+    except AttachError as exc:
+        raise FileError(f"The debug container can't be reached: {exc.message}", 502) from None
+
+
+class _Outcome:
+    """The end of an exec: its stderr (the first 2000 bytes) and the exit code from the status channel."""
+
+    def __init__(self) -> None:
+        self.errors = bytearray()
+        self.code: int | None = None
+
+    def take(self, event: StreamEvent) -> None:
+        if event.channel == STDERR and len(self.errors) < 2000:
+            self.errors += event.data
+        elif event.channel == STATUS:
+            self.code = _exit_code(event.status or {})
+
+    def check(self, doing: str) -> None:
+        if self.code != 0:
+            why = self.errors.decode("utf-8", "replace").strip().splitlines()
+            raise FileError(f"The {doing} failed: {why[-1] if why else f'exit code {self.code}'}", 502)
+
+
 async def read_stream(conn: KubeConnection, *, namespace: str, pod: str, container: str, path: str,
                       archive: bool) -> AsyncIterator[bytes]:
     """The file's bytes (or the directory as .tar.gz) as they come; FileError if the read fails."""
-    script = READ_DIR if archive else READ_FILE
-    url = exec_url(conn, namespace=namespace, pod=pod, container=container,
-                   command=["sh", "-c", script, "ephemera_read", path], tty=False, stdin=False)
-    try:
-        stream = await _open(conn, url, timeout=STREAM_TIMEOUT)
-    except AttachError as exc:
-        raise FileError(f"The debug container can't be reached: {exc.message}", 502) from None
-    errors = bytearray()
-    code: int | None = None
+    stream = await _exec(conn, namespace=namespace, pod=pod, container=container, path=path,
+                         script=READ_DIR if archive else READ_FILE, stdin=False)
+    outcome = _Outcome()
     try:
         while (event := await stream.read()) is not None:
             if event.channel == STDOUT:
                 yield event.data
-            elif event.channel == STDERR and len(errors) < 2000:
-                errors += event.data
-            elif event.channel == STATUS:
-                code = _exit_code(event.status or {})
+            else:
+                outcome.take(event)
     except AttachError as exc:
         raise FileError(f"The read broke off: {exc.message}", 502) from None
     finally:
         await stream.close()
-    if code != 0:
-        why = errors.decode("utf-8", "replace").strip().splitlines()
-        raise FileError(f"The read failed: {why[-1] if why else f'exit code {code}'}", 502)
+    outcome.check("read")
 
 
 async def write_stream(conn: KubeConnection, *, namespace: str, pod: str, container: str, path: str,
                        chunks: Iterable[bytes]) -> None:
     """Write the chunks to `path` in the debug container (its directories made as needed)."""
-    url = exec_url(conn, namespace=namespace, pod=pod, container=container,
-                   command=["sh", "-c", WRITE_FILE, "ephemera_write", path], tty=False, stdin=True)
-    try:
-        stream = await _open(conn, url, timeout=STREAM_TIMEOUT)
-    except AttachError as exc:
-        raise FileError(f"The debug container can't be reached: {exc.message}", 502) from None
-    errors = bytearray()
-    code: int | None = None
+    stream = await _exec(conn, namespace=namespace, pod=pod, container=container, path=path, script=WRITE_FILE,
+                         stdin=True)
+    outcome = _Outcome()
     try:
         for chunk in chunks:
             await stream.write(chunk)
         await stream.close_stdin()
         while (event := await stream.read()) is not None:
-            if event.channel == STDERR and len(errors) < 2000:
-                errors += event.data
-            elif event.channel == STATUS:
-                code = _exit_code(event.status or {})
+            outcome.take(event)
     except AttachError as exc:
         raise FileError(f"The write broke off: {exc.message}", 502) from None
     finally:
         await stream.close()
-    if code != 0:
-        why = errors.decode("utf-8", "replace").strip().splitlines()
-        raise FileError(f"The write failed: {why[-1] if why else f'exit code {code}'}", 502)
+    outcome.check("write")
