@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_JS := frontend/node_modules/.installed
+STAMP_OIDC := tests/oidc/node_modules/.installed
 BUNDLE := frontend/build/ephemera/.built
 TYPED := portal approvals sessions kubesim bench cli/ephemera_cli
 
@@ -30,6 +31,11 @@ $(STAMP_JS): frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund
 	touch $@
 
+# The tests' OpenID provider (node-oidc-provider, tests/oidc/), from its lockfile.
+$(STAMP_OIDC): tests/oidc/package.json tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund
+	touch $@
+
 $(BUNDLE): $(STAMP_JS) frontend/build.mjs $(shell find frontend/src -type f 2>/dev/null)
 	cd frontend && node build.mjs
 	touch $@
@@ -49,7 +55,7 @@ endif
 
 # The whole suite: lint, type check, migrations check, unit/service/consumer tests, kubesim with the real
 # kubectl, and the browser tests (Debian's chromium, installed here if missing).
-test: deps
+test: deps $(STAMP_OIDC)
 	bash scripts/ensure-chromium.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy $(TYPED)

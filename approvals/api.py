@@ -23,6 +23,7 @@ from approvals.serializers import (
     copy_arguments,
 )
 from portal.audit import AuditOrigin
+from portal.sso import stepup
 
 _ERRORS = OpenApiResponse(description="{field: [messages]}")
 
@@ -155,12 +156,14 @@ class RequestDenyView(APIView):
 def _decide(request: Request, pk: Any, decide: Callable[..., Any]) -> Response:
     """Approve or deny: the same checks, errors and answer; the service holds the rules."""
     req = visible_or_404(request, pk)
+    extra = {"proof": stepup.proof_of(request)} if decide is services.request_approve else {}
     try:
         decide(
             request_id=req.pk,
             approver=request.user,
             comment=parsed(CommentSerializer, request)["comment"],
             origin=AuditOrigin.from_request(request._request),
+            **extra,
         )
     except ValidationError as exc:
         return validation_response(exc)

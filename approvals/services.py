@@ -28,8 +28,19 @@ from portal.kube.useragent import acting_for
 from portal.models import AuditEvent
 from portal.notifications import outbox
 from portal.notifications.constants import Event
+from portal.sso.stepup import UNKNOWN, Proof
 
 COMMENT_MAX_LENGTH = 2000
+
+
+class StepUpRequired(PermissionDenied):
+    """The request's rule wants approvers who signed in within `minutes`; this one's proof is older."""
+
+    def __init__(self, minutes: int, rule: str, proof: Proof) -> None:
+        self.minutes = minutes
+        how = ("An API token can't prove a recent sign-in: approve in the portal."
+               if proof.method == "api_token" else "Sign in again, then approve.")
+        super().__init__(f"Rule {rule} asks approvers to have signed in within the last {minutes} minutes. {how}")
 
 
 class RequestConflict(Exception):
@@ -172,6 +183,7 @@ def policy_view(snap: dict[str, Any], *, approvals: int) -> dict[str, Any]:
         "max_duration_minutes": snap.get("max_duration_minutes"),
         "ticket_required": bool(snap.get("ticket_required", False)),
         "clock": snap.get("clock", "approval"),
+        "approval_reauth_minutes": snap.get("approval_reauth_minutes"),
         "summary": snap.get("summary", ""),
     }
 
@@ -252,17 +264,26 @@ def _clean_comment(comment: str, *, required: bool) -> str:
     return comment
 
 
-def request_approve(*, request_id: uuid.UUID | str, approver: Any, comment: str = "", origin: AuditOrigin | None) -> DebugRequest:
+def _check_step_up(req: DebugRequest, proof: Proof) -> None:
+    minutes = (req.policy or {}).get("approval_reauth_minutes")
+    if minutes and not proof.fresh_within(int(minutes)):
+        raise StepUpRequired(int(minutes), str((req.policy or {}).get("rule", "")), proof)
+
+
+def request_approve(*, request_id: uuid.UUID | str, approver: Any, comment: str = "", origin: AuditOrigin | None,
+                    proof: Proof = UNKNOWN) -> DebugRequest:
     """Record one approval; once approvals_required are in, approve and start the session.
 
     Decided once: the row lock makes a second approver (or a second click) see the outcome
-    of the first and get RequestConflict.
+    of the first and get RequestConflict. `proof`: how the approver last proved who they are,
+    checked against the rule's approval_reauth_minutes and kept in the audit event.
     """
     comment = _clean_comment(comment, required=False)
     expire_if_due(request_id=request_id)
     with transaction.atomic():
         req = _locked(request_id)
         _check_decider(req, approver)
+        _check_step_up(req, proof)
         Decision.objects.create(
             request=req, approver=approver, verdict=Verdict.APPROVE, comment=comment, created_at=timezone.now()
         )
@@ -272,7 +293,8 @@ def request_approve(*, request_id: uuid.UUID | str, approver: Any, comment: str 
             actor=approver,
             request=req,
             origin=origin,
-            data={"comment": comment, "approvals": votes, "approvals_required": req.approvals_required},
+            data={"comment": comment, "approvals": votes, "approvals_required": req.approvals_required,
+                  "approver_proof": proof.as_audit()},
         )
         if votes >= req.approvals_required:
             _approve_now(req, actor=approver, origin=origin, data={"comment": comment, "approvals": votes})

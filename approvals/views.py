@@ -13,12 +13,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals import selectors, services
@@ -30,6 +32,7 @@ from portal.audit import AuditOrigin
 from portal.kube import KubeClient, KubeError, KubeForbidden, KubeNotFound, get_client
 from portal.kube.config import KubeConfigError
 from portal.kube.specs import NODE_PROFILE_HELP
+from portal.sso import stepup
 
 logger = logging.getLogger(__name__)
 
@@ -184,11 +187,17 @@ def request_decide(request: HttpRequest, request_id: uuid.UUID) -> HttpResponse:
     origin = AuditOrigin.from_request(request)
     try:
         if verdict == Verdict.APPROVE:
-            services.request_approve(request_id=req.pk, approver=request.user, comment=comment, origin=origin)
+            services.request_approve(request_id=req.pk, approver=request.user, comment=comment, origin=origin,
+                                     proof=stepup.proof_of(request))
             messages.success(request, f"You approved the request of {req.requester.get_username()}.")
         else:
             services.request_deny(request_id=req.pk, approver=request.user, comment=comment, origin=origin)
             messages.success(request, f"You denied the request of {req.requester.get_username()}.")
+    except services.StepUpRequired as exc:
+        # Through re-authentication and back to the decision (nothing was recorded).
+        messages.info(request, str(exc))
+        back = reverse("request_detail", kwargs={"request_id": req.pk})
+        return redirect(reverse("reauth") + "?" + urlencode({"next": back}))
     except services.RequestConflict:
         messages.error(request, "This request was already decided; nothing was changed.")
     except ValidationError as exc:

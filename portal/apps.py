@@ -8,6 +8,6 @@ class PortalConfig(AppConfig):
     def ready(self) -> None:
         # Role changes made anywhere (admin, manage.py, ORM) become audit events.
         # ...and close the open websockets they, or a logout, no longer allow.
-        from portal import access_events, role_audit  # noqa: F401  (access_events: its logout receiver)
+        from portal import access_events, auth_audit, role_audit  # noqa: F401  (their signal receivers)
 
         role_audit.connect()

@@ -37,8 +37,8 @@ class AuditEvent(models.Model):
 class ApiToken(models.Model):
     """A bearer token for the JSON API and the terminal websocket.
 
-    Only a SHA-256 of the token is stored; the token itself is shown once, by
-    `manage.py create_api_token`.
+    Only a SHA-256 of the token is stored; the token itself is shown once, by the profile
+    page (portal/token_views.py) or `manage.py create_api_token`.
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
@@ -48,6 +48,9 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Tokens made on the profile page expire (at most EPHEMERA_TOKEN_MAX_DAYS); automation's
+    # tokens from `manage.py create_api_token` may not (null).
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user} {self.prefix}…"
@@ -82,5 +85,24 @@ class LoginThrottle(models.Model):
         return f"{self.scope} {self.key}: {self.failures} failures until {self.resets_at:%H:%M:%S}"
 
 
+class AuditRepeat(models.Model):
+    """Repeats of one refused attempt, counted instead of stored (portal.attempts).
+
+    The first refusal of a kind (same action, same user or address, same target) in a window is
+    an audit event; repeats within the window only bump `count`, and the next event of that kind
+    says how many there were. A flood grows a number, not the audit table.
+    """
+
+    key = models.CharField(max_length=64, unique=True)  # SHA-256 of action, who and target
+    action = models.CharField(max_length=64)
+    window_ends = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)  # repeats since the last event written
+    last_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.action}: {self.count} repeats until {self.window_ends:%H:%M:%S}"
+
+
 # The notification outbox lives in its own package but belongs to this app (label portal).
 from portal.notifications.models import Notification, NotificationPreference  # noqa: E402,F401
+from portal.sso.models import SsoIdentity  # noqa: E402,F401

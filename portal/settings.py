@@ -18,6 +18,7 @@ from approvals.policy.schema import PolicyError
 from approvals.policy.schema import load as load_policy
 from portal.env import SettingError, env, envbool, envint, envlist
 from portal.notifications import config as notify_config
+from portal.sso import config as sso_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env("EPHEMERA_VAR_DIR", str(BASE_DIR / "var")))
@@ -74,6 +75,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "portal.actor_context.AuditActorMiddleware",
+    # Every 403 is an audit event, rate-limited (portal/attempts.py).
+    "portal.attempts.RefusalAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After auth and messages: signs out sessions past their age or idle limit.
     "portal.session_timeout.SessionTimeoutMiddleware",
@@ -200,6 +203,39 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 EPHEMERA_LOGIN_ACCOUNT_FAILURES = envint("EPHEMERA_LOGIN_ACCOUNT_FAILURES", 5, minimum=1, maximum=1000)
 EPHEMERA_LOGIN_ADDRESS_FAILURES = envint("EPHEMERA_LOGIN_ADDRESS_FAILURES", 20, minimum=1, maximum=100000)
 EPHEMERA_LOGIN_WINDOW_MINUTES = envint("EPHEMERA_LOGIN_WINDOW_MINUTES", 15, minimum=1, maximum=24 * 60)
+
+# --- Single sign-on (portal/sso/, docs/sso.md) ------------------------------------------
+# OpenID Connect: OIDC_ISSUER turns it on (endpoints and keys come from the issuer's discovery
+# document). The client secret may be given as OIDC_CLIENT_SECRET_FILE and is never logged.
+OIDC_ISSUER = env("OIDC_ISSUER").strip().rstrip("/")
+OIDC_CLIENT_ID = env("OIDC_CLIENT_ID").strip()
+OIDC_CLIENT_SECRET = env("OIDC_CLIENT_SECRET").strip()
+OIDC_SCOPES = " ".join(env("OIDC_SCOPES", "openid email profile groups").split())
+OIDC_GROUPS_CLAIM = env("OIDC_GROUPS_CLAIM", "groups").strip()
+OIDC_ADMIN_GROUPS = envlist("OIDC_ADMIN_GROUPS", [])
+# What the sign-in button says: "Sign in with <this>".
+OIDC_PROVIDER_NAME = env("OIDC_PROVIDER_NAME", "single sign-on").strip()
+# Seconds to wait for the provider (discovery, token, userinfo, keys).
+OIDC_TIMEOUT = envint("OIDC_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+# Password sign-in: off (0) leaves it to superusers only, as break-glass (each one audited).
+EPHEMERA_LOCAL_LOGIN = envbool("EPHEMERA_LOCAL_LOGIN", True)
+sso_config.check(issuer=OIDC_ISSUER, client_id=OIDC_CLIENT_ID, client_secret=OIDC_CLIENT_SECRET, scopes=OIDC_SCOPES,
+                 groups_claim=OIDC_GROUPS_CLAIM, local_login=EPHEMERA_LOCAL_LOGIN, insecure_ok=DEMO or DEBUG)
+AUTHENTICATION_BACKENDS = ["portal.sso.local.LocalPasswordBackend"]
+if OIDC_ISSUER:
+    AUTHENTICATION_BACKENDS.append("portal.sso.backend.SsoBackend")
+# mozilla-django-oidc's own names for the values above (it reads them from settings).
+OIDC_RP_CLIENT_ID = OIDC_CLIENT_ID
+OIDC_RP_CLIENT_SECRET = OIDC_CLIENT_SECRET
+OIDC_RP_SCOPES = OIDC_SCOPES
+OIDC_RP_SIGN_ALGO = "RS256"  # the default; the provider's discovery document may name ES256 instead
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_USE_NONCE = True
+OIDC_AUTHENTICATE_CLASS = "portal.sso.views.SsoStart"
+OIDC_CALLBACK_CLASS = "portal.sso.views.SsoCallback"
+OIDC_STORE_ID_TOKEN = False
+OIDC_STORE_ACCESS_TOKEN = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -20,12 +21,20 @@ def _digest(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def create_token(user: Any, name: str = "") -> str:
+def create_token(user: Any, name: str = "", expires_at: datetime | None = None) -> str:
     """Create a token for `user` and return it; this is the only time it is ever visible."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():  # the token and its audit event (portal.role_audit) commit together
-        ApiToken.objects.create(user=user, name=name[:100], prefix=raw[:_PREFIX_LEN], digest=_digest(raw))
+        ApiToken.objects.create(user=user, name=name[:100], prefix=raw[:_PREFIX_LEN], digest=_digest(raw),
+                                expires_at=expires_at)
     return raw
+
+
+def _live() -> Any:
+    """Tokens that authenticate: not revoked, not expired."""
+    from django.db.models import Q
+
+    return ApiToken.objects.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
 
 
 def token_login(raw: str) -> tuple[Any, int] | None:
@@ -35,7 +44,7 @@ def token_login(raw: str) -> tuple[Any, int] | None:
     """
     if not raw or len(raw) > 200:
         return None
-    token = ApiToken.objects.select_related("user").filter(digest=_digest(raw), revoked_at__isnull=True).first()
+    token = _live().select_related("user").filter(digest=_digest(raw)).first()
     if token is None or not token.user.is_active:
         return None
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
@@ -55,6 +64,8 @@ def token_problem(token_id: int) -> str:
     token = ApiToken.objects.select_related("user").filter(pk=token_id).first()
     if token is None or token.revoked_at is not None:
         return "The API token this connection used was revoked."
+    if token.expires_at is not None and token.expires_at <= timezone.now():
+        return "The API token this connection used has expired."
     if not token.user.is_active:
         return "Your account was deactivated."
     return ""

@@ -4,10 +4,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from portal import token_views
 from portal.auth_views import ThrottledLoginView
 from portal.health import healthz, readyz
 from portal.metrics import metrics_view
 from portal.notifications.views import profile
+from portal.sso.stepup import reauth_view
 
 urlpatterns = [
     # Answered first by portal.health.ProbeMiddleware; routed here too, so they resolve.
@@ -16,7 +18,12 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("oidc/", include("mozilla_django_oidc.urls")),
+    path("reauth/", reauth_view, name="reauth"),
     path("profile/", profile, name="profile"),
+    path("profile/tokens/", token_views.token_create, name="token_create"),
+    path("profile/tokens/<int:token_id>/revoke", token_views.token_revoke, name="token_revoke"),
+    path("tokens/", token_views.tokens_all, name="tokens_all"),
     # Before admin.site.urls: the admin's own login view would be a second, unthrottled way in.
     path("admin/login/", ThrottledLoginView.as_view()),
     path("admin/", admin.site.urls),

@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
-from portal import json_logging, metrics
+from portal import attempts, json_logging, metrics
 from portal.kube.attach import AttachError, ChannelStream, open_attach
 from portal.kube.useragent import acting_for
 from portal.ws_auth import LiveAccessMixin
@@ -67,6 +67,9 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
         await self.join_access_group()
         access = await database_sync_to_async(self._access_now)()
         if not access.allowed:
+            if access.close_code == protocol.CLOSE_FORBIDDEN:  # signed in, but not theirs: audited
+                await attempts.record_refusal_async(scope=self.scope, what="terminal", target=str(self.session_id),
+                                                    reason=access.message)
             await self._finish(access.close_code, "denied", access.message)
             return
         session = access.session

@@ -38,5 +38,6 @@ def snapshot(rule: Rule, policy: Policy, *, kind: str = "pod", profile: str = "g
         "max_duration_minutes": rule.max_duration_minutes,
         "ticket_required": rule.ticket.required,
         "clock": rule.clock,
+        "approval_reauth_minutes": rule.approval_reauth_minutes,
         "summary": rule.summary(),
     }

@@ -25,7 +25,9 @@ DEFAULT_MAX_DURATION_MINUTES = 120
 MAX_DURATION_LIMIT = 24 * 60
 
 _TOP_KEYS = {"images", "rules"}
-_RULE_KEYS = {"name", "match", "approvals", "approvers", "max_duration_minutes", "ticket", "images", "clock", "files"}
+_RULE_KEYS = {"name", "match", "approvals", "approvers", "max_duration_minutes", "ticket", "images", "clock", "files",
+              "approval_reauth_minutes"}
+MAX_REAUTH_MINUTES = 24 * 60
 _FILES_KEYS = {"download", "upload", "max_mb"}
 DEFAULT_FILES_MAX_MB = 50
 MAX_FILES_MB = 1024
@@ -134,6 +136,8 @@ class Rule:
     images: tuple[str, ...] | None  # None: the policy's allowlist
     clock: str = "approval"
     files: Files | None = None  # None: Files.default_for the request
+    # Approvers must have signed in (or re-authenticated) within this many minutes (portal.sso.stepup).
+    approval_reauth_minutes: int | None = None
 
     def files_for(self, *, kind: str, profile: str) -> Files:
         return self.files if self.files is not None else Files.default_for(kind=kind, profile=profile)
@@ -149,6 +153,8 @@ class Rule:
             parts.append("ticket required")
         if self.clock == "first_connect":
             parts.append("the time starts at the first connect")
+        if self.approval_reauth_minutes and self.approvals:
+            parts.append(f"approvers sign in again if their last sign-in is over {self.approval_reauth_minutes} minutes old")
         return ", ".join(parts)
 
 
@@ -264,8 +270,11 @@ def _rule(raw: Any, index: int, source: str, default_approvers: str) -> Rule:
     if clock not in CLOCKS:
         raise PolicyError(f"{where}: clock: one of {', '.join(CLOCKS)}")
     files = _files(raw["files"], f"{where}: files") if "files" in raw else None
+    reauth = raw.get("approval_reauth_minutes")
+    if reauth is not None:
+        reauth = _int(reauth, f"{where}: approval_reauth_minutes", 1, MAX_REAUTH_MINUTES)
     return Rule(name=name, match=match, approvals=approvals, approvers=approvers, max_duration_minutes=max_minutes,
-                ticket=ticket, images=images, clock=clock, files=files)
+                ticket=ticket, images=images, clock=clock, files=files, approval_reauth_minutes=reauth)
 
 
 def _files(raw: Any, where: str) -> Files:

@@ -1,4 +1,4 @@
-"""The profile page: a user turns notification email on or off for themselves."""
+"""The profile page: a user turns notification email on or off, and manages their API tokens (portal/token_views.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from portal import token_views
 from portal.notifications import outbox
 from portal.notifications.models import NotificationPreference
 
@@ -26,4 +28,8 @@ def profile(request: HttpRequest) -> HttpResponse:
         "email_on": True if pref is None else pref,
         "address": getattr(request.user, "email", ""),
         "email_configured": "email" in outbox.channels(),
+        "tokens": token_views.own_tokens(request.user),
+        "token_max_days": token_views.MAX_DAYS,
+        "token_default_days": token_views.DEFAULT_DAYS,
+        "now": timezone.now(),
     })

@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 
-from portal import permissions
+from portal import attempts, permissions
 from portal.audit import AuditOrigin
 from portal.events import session_group
 from portal.ws_auth import LiveAccessMixin
@@ -72,6 +72,9 @@ class WatchConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
         user = self.scope.get("user")
         access = await database_sync_to_async(self._access_now)()
         if access.close_code:
+            if access.close_code == protocol.CLOSE_FORBIDDEN:  # signed in, but not allowed to watch: audited
+                await attempts.record_refusal_async(scope=self.scope, what="watch", target=str(self.session_id),
+                                                    reason=access.message)
             await self._finish(access.close_code, "denied", access.message)
             return
         try:

@@ -201,8 +201,9 @@ def _messages(resp: Any) -> list[str]:
 
 
 def test_the_issues_review_note_nul_is_refused(people: Any, world: World) -> None:
+    client = _browser(people.dave)  # signing in is an audit event: before the snapshot
     before = snapshot()
-    resp = _browser(people.dave).post(f"/sessions/{world.ended.pk}/review", {"note": f"checked{NUL}"})
+    resp = client.post(f"/sessions/{world.ended.pk}/review", {"note": f"checked{NUL}"})
     assert resp.status_code == 302 and resp["Location"] == f"/sessions/{world.ended.pk}/"
     assert any(FORBIDDEN_CHARACTERS_MESSAGE in m for m in _messages(resp)), _messages(resp)
     assert snapshot() == before
@@ -223,8 +224,9 @@ def test_the_history_still_filters_after_a_refused_filter(people: Any, world: Wo
 
 
 def test_the_request_form_refuses_nul_in_any_field(people: Any, nginx_pod: str) -> None:
+    client = _browser(people.alice)  # signing in is an audit event: before the snapshot
     before = snapshot()
-    resp = _browser(people.alice).post(
+    resp = client.post(
         "/requests/new",
         {
             "kind": "pod",
@@ -244,8 +246,9 @@ def test_the_request_form_refuses_nul_in_any_field(people: Any, nginx_pod: str) 
 
 @pytest.mark.parametrize("verdict", ["approve", "deny"])
 def test_the_decision_form_refuses_nul(verdict: str, people: Any, world: World) -> None:
+    client = _browser(people.bob)  # signing in is an audit event: before the snapshot
     before = snapshot()
-    resp = _browser(people.bob).post(f"/requests/{world.pending.pk}/decide", {"verdict": verdict, "comment": f"x{NUL}"})
+    resp = client.post(f"/requests/{world.pending.pk}/decide", {"verdict": verdict, "comment": f"x{NUL}"})
     assert resp.status_code == 302
     assert any(FORBIDDEN_CHARACTERS_MESSAGE in m for m in _messages(resp)), _messages(resp)
     assert snapshot() == before
@@ -263,8 +266,9 @@ def test_the_decision_form_refuses_nul(verdict: str, people: Any, world: World) 
     ],
 )
 def test_the_session_forms_refuse_nul(who: str, path: str, data: dict[str, str], people: Any, world: World) -> None:
+    client = _browser(getattr(people, who))  # signing in is an audit event: before the snapshot
     before = snapshot()
-    resp = _browser(getattr(people, who)).post(path.format(**_ids(world, {})), data)
+    resp = client.post(path.format(**_ids(world, {})), data)
     assert resp.status_code == 302
     assert any(FORBIDDEN_CHARACTERS_MESSAGE in m for m in _messages(resp)), _messages(resp)
     assert snapshot() == before
