@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROVIDER = REPO / "tests" / "oidc" / "provider.mjs"
 CLIENT_ID = "ephemera"
 CLIENT_SECRET = "test-client-secret-" + "x" * 16  # noqa: S105 (a test provider's client)
+IDP_PASSWORD = "idp-pass"  # noqa: S105 (the test accounts' password)
 
 
 class RealIdP:
@@ -51,7 +52,7 @@ class RealIdP:
     def save_accounts(self) -> None:
         self.accounts_file.write_text(json.dumps(self.accounts))
 
-    def add(self, login: str, *, groups: list[str], password: str = "idp-pass", email: str | None = None,
+    def add(self, login: str, *, groups: list[str], password: str = IDP_PASSWORD, email: str | None = None,
             name: str | None = None, disabled: bool = False) -> None:
         self.accounts[login] = {"password": password, "email": email or f"{login}@idp.example", "name": name or login.title(),
                                 "groups": groups, "disabled": disabled}
@@ -124,7 +125,7 @@ def sign_in_at_idp(browser: Browser, authorize_url: str, login: str, password: s
     raise AssertionError("too many redirects at the provider")
 
 
-def portal_login(client: Any, browser: Browser, login: str, password: str = "idp-pass", *,
+def portal_login(client: Any, browser: Browser, login: str, password: str = IDP_PASSWORD, *,
                  start: str = "/oidc/authenticate/") -> tuple[Any, str]:
     """A whole code flow: (the portal's answer to the callback, the callback URL it was given)."""
     resp = client.get(start)
