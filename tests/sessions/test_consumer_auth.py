@@ -132,3 +132,20 @@ async def test_it_audits_connect_and_disconnect(term_session, term_users):
     await term.close()
     actions = await sync_to_async(lambda: list(AuditEvent.objects.filter(session=term_session.pk).values_list("action", flat=True)))()
     assert "session.connected" in actions and "session.disconnected" in actions
+
+
+def _refusals(session_id: str) -> list[tuple[str, str, str]]:
+    from portal.models import AuditEvent
+
+    return [(e.actor_name, e.data["what"], e.data["target"]) for e in AuditEvent.objects.filter(action="access.refused")
+            if e.data.get("target") == session_id]
+
+
+async def test_a_refused_terminal_and_a_refused_watch_are_audited_once_each(term_session, term_users):
+    sid = str(term_session.pk)
+    for _ in range(3):  # a retry loop: one event, the repeats counted
+        term, _ = await open_term(term_session, user=term_users.bob)
+        await _refused_with(term, protocol.CLOSE_FORBIDDEN)
+    watch, _ = await open_term(term_session, user=term_users.alice, path=f"/ws/sessions/{sid}/watch")
+    await _refused_with(watch, protocol.CLOSE_FORBIDDEN)
+    assert sorted(await sync_to_async(_refusals)(sid)) == [("alice", "watch", sid), ("bob", "terminal", sid)]
