@@ -75,8 +75,10 @@ def portal_env() -> dict[str, str]:
 
 
 @contextmanager
-def _running_portal(tmp: Path, portal_env: dict[str, str], extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """kubesim, a migrated and seeded database and Daphne, all under `tmp`; yields the portal's URL."""
+def _running_portal(tmp: Path, portal_env: dict[str, str], extra_env: dict[str, str] | None = None,
+                    port: int | None = None) -> Iterator[str]:
+    """kubesim, a migrated and seeded database and Daphne, all under `tmp`; yields the portal's URL.
+    `port`: where Daphne listens (default: a free one), for a test that must know it beforehand."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `apt-get install -y chromium` (never `playwright install`)")
     _build_frontend()
@@ -97,7 +99,7 @@ def _running_portal(tmp: Path, portal_env: dict[str, str], extra_env: dict[str, 
             subprocess.run(
                 [sys.executable, "manage.py", *command], cwd=REPO, env=env, check=True, capture_output=True, timeout=120
             )
-        port = _free_port()
+        port = port or _free_port()
         # The server log goes to var/test/ (ignored by git) so it survives pytest's temp rotation.
         log_path = REPO / "var" / "test" / f"browser-daphne{'-' + tmp.name if extra_env else ''}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
