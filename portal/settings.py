@@ -210,11 +210,12 @@ EPHEMERA_LOGIN_WINDOW_MINUTES = envint("EPHEMERA_LOGIN_WINDOW_MINUTES", 15, mini
 OIDC_ISSUER = env("OIDC_ISSUER").strip().rstrip("/")
 OIDC_CLIENT_ID = env("OIDC_CLIENT_ID").strip()
 OIDC_CLIENT_SECRET = env("OIDC_CLIENT_SECRET").strip()
-OIDC_SCOPES = " ".join(env("OIDC_SCOPES", "openid email profile groups").split())
-OIDC_GROUPS_CLAIM = env("OIDC_GROUPS_CLAIM", "groups").strip()
+# An empty value (docker-compose's `${X:-}`) means the default, like an unset one.
+OIDC_SCOPES = " ".join(env("OIDC_SCOPES").split()) or "openid email profile groups"
+OIDC_GROUPS_CLAIM = env("OIDC_GROUPS_CLAIM").strip() or "groups"
 OIDC_ADMIN_GROUPS = envlist("OIDC_ADMIN_GROUPS", [])
 # What the sign-in button says: "Sign in with <this>".
-OIDC_PROVIDER_NAME = env("OIDC_PROVIDER_NAME", "single sign-on").strip()
+OIDC_PROVIDER_NAME = env("OIDC_PROVIDER_NAME").strip() or "single sign-on"
 # Seconds to wait for the provider (discovery, token, userinfo, keys).
 OIDC_TIMEOUT = envint("OIDC_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
 # Password sign-in: off (0) leaves it to superusers only, as break-glass (each one audited).

@@ -233,6 +233,31 @@ def test_logs_are_json_and_metrics_are_opt_in_behind_the_secret() -> None:
     assert objects(on, "Secret")["rel-ephemera"]["stringData"]["EPHEMERA_METRICS_TOKEN"] == "t" * 20
 
 
+def test_single_sign_on_is_configured_from_values_and_its_secret() -> None:
+    def env(docs: list[dict[str, Any]]) -> dict[str, Any]:
+        (c,) = objects(docs, "Deployment")["rel-ephemera-portal"]["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+
+    plain = env(render())
+    assert plain["EPHEMERA_LOCAL_LOGIN"] == "1" and "OIDC_ISSUER" not in plain
+    docs = render("--set", "sso.issuer=https://idp.example/realms/corp", "--set", "sso.clientId=ephemera",
+                  "--set", "sso.clientSecret=s3cret-from-the-idp", "--set", "sso.adminGroups={platform,sre-leads}",
+                  "--set", "sso.localLogin=false", "--set", "sso.providerName=Corp SSO")
+    on = env(docs)
+    assert on["OIDC_ISSUER"] == "https://idp.example/realms/corp" and on["OIDC_CLIENT_ID"] == "ephemera"
+    assert on["OIDC_CLIENT_SECRET"] == {"secretKeyRef": {"name": "rel-ephemera", "key": "OIDC_CLIENT_SECRET"}}
+    assert on["OIDC_ADMIN_GROUPS"] == "platform,sre-leads" and on["EPHEMERA_LOCAL_LOGIN"] == "0"
+    assert on["OIDC_PROVIDER_NAME"] == "Corp SSO" and on["OIDC_SCOPES"] == "openid email profile groups"
+    assert objects(docs, "Secret")["rel-ephemera"]["stringData"]["OIDC_CLIENT_SECRET"] == "s3cret-from-the-idp"
+    # Refused: no secret, no issuer with local login off, a plain-http issuer.
+    no_secret = helm("template", "rel", str(CHART), *REQUIRED, "--set", "sso.issuer=https://idp.example", "--set", "sso.clientId=e")
+    assert no_secret.returncode != 0 and "sso.clientSecret" in no_secret.stderr
+    locked_out = helm("template", "rel", str(CHART), *REQUIRED, "--set", "sso.localLogin=false")
+    assert locked_out.returncode != 0 and "needs sso.issuer" in locked_out.stderr
+    plain_http = helm("template", "rel", str(CHART), *REQUIRED, "--set", "sso.issuer=http://idp.example")
+    assert plain_http.returncode != 0 and "/sso/issuer" in plain_http.stderr
+
+
 # --- NetworkPolicy ----------------------------------------------------------------------
 def test_only_the_ingress_controller_reaches_the_portal() -> None:
     policies = objects(render(), "NetworkPolicy")

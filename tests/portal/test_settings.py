@@ -37,12 +37,37 @@ def start(env: dict[str, str], probe: str = "DEBUG") -> subprocess.CompletedProc
         ({"EPHEMERA_DEMO": "1", "DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL cannot be parsed"),
         ({"EPHEMERA_DEMO": "1", "CSRF_TRUSTED_ORIGINS": "ephemera.example.com"}, "must start with http:// or https://"),
         ({"EPHEMERA_DEMO": "1", "SECRET_KEY_FILE": "/nonexistent/secret"}, "SECRET_KEY_FILE='/nonexistent/secret' cannot be read"),
+        # Single sign-on (docs/sso.md).
+        ({"EPHEMERA_DEMO": "1", "EPHEMERA_LOCAL_LOGIN": "0"}, "EPHEMERA_LOCAL_LOGIN=0 needs OIDC_ISSUER"),
+        ({"EPHEMERA_DEMO": "1", "OIDC_ISSUER": "https://idp.example"}, "OIDC_ISSUER needs OIDC_CLIENT_ID"),
+        ({"EPHEMERA_DEMO": "1", "OIDC_ISSUER": "https://idp.example", "OIDC_CLIENT_ID": "e"}, "needs OIDC_CLIENT_SECRET"),
+        ({"EPHEMERA_DEMO": "1", "OIDC_ISSUER": "http://idp.example", "OIDC_CLIENT_ID": "e", "OIDC_CLIENT_SECRET": "s"},
+         "must be an https:// URL (http only to localhost"),
+        ({"SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "e.example", "OIDC_ISSUER": "http://127.0.0.1:9000", "OIDC_CLIENT_ID": "e",
+          "OIDC_CLIENT_SECRET": "s"}, "http only to localhost in demo/debug mode"),
+        ({"EPHEMERA_DEMO": "1", "OIDC_ISSUER": "https://idp.example", "OIDC_CLIENT_ID": "e", "OIDC_CLIENT_SECRET": "s",
+          "OIDC_SCOPES": "email profile"}, "OIDC_SCOPES='email profile' must include openid"),
     ],
 )
 def test_it_refuses_to_start_with_a_bad_setting(env: dict[str, str], message: str) -> None:
     result = start(env)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr[-2000:]
+
+
+def test_it_reads_the_sso_settings_and_the_client_secret_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "oidc-secret"
+    secret.write_text("client-secret-from-a-file\n")
+    result = start({"EPHEMERA_DEMO": "1", "OIDC_ISSUER": "https://idp.example/realms/corp/", "OIDC_CLIENT_ID": "ephemera",
+                    "OIDC_CLIENT_SECRET_FILE": str(secret), "OIDC_ADMIN_GROUPS": "platform, sre", "OIDC_PROVIDER_NAME": "",
+                    "EPHEMERA_LOCAL_LOGIN": "0"},
+                   probe="OIDC_ISSUER,OIDC_CLIENT_SECRET,OIDC_ADMIN_GROUPS,OIDC_PROVIDER_NAME,AUTHENTICATION_BACKENDS,EPHEMERA_LOCAL_LOGIN")
+    assert result.returncode == 0, result.stderr[-2000:]
+    values = eval(result.stdout)  # noqa: S307 (the repr of our own probe)
+    assert values["OIDC_ISSUER"] == "https://idp.example/realms/corp"  # no trailing slash: discovery appends the path
+    assert values["OIDC_CLIENT_SECRET"] == "client-secret-from-a-file" and values["OIDC_ADMIN_GROUPS"] == ["platform", "sre"]
+    assert values["OIDC_PROVIDER_NAME"] == "single sign-on" and values["EPHEMERA_LOCAL_LOGIN"] is False
+    assert values["AUTHENTICATION_BACKENDS"][-1] == "portal.sso.backend.SsoBackend"
 
 
 def test_it_starts_on_embedded_defaults_in_demo_mode() -> None:

@@ -27,6 +27,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - name: EPHEMERA_METRICS_TOKEN
   valueFrom: {secretKeyRef: {name: {{ include "ephemera.secretName" . }}, key: EPHEMERA_METRICS_TOKEN}}
 {{- end }}
+- {name: EPHEMERA_LOCAL_LOGIN, value: {{ ternary "1" "0" .Values.sso.localLogin | quote }}}
+{{- if .Values.sso.issuer }}
+- {name: OIDC_ISSUER, value: {{ .Values.sso.issuer | quote }}}
+- {name: OIDC_CLIENT_ID, value: {{ required "sso.issuer needs sso.clientId" .Values.sso.clientId | quote }}}
+- name: OIDC_CLIENT_SECRET
+  valueFrom: {secretKeyRef: {name: {{ include "ephemera.secretName" . }}, key: OIDC_CLIENT_SECRET}}
+- {name: OIDC_SCOPES, value: {{ .Values.sso.scopes | quote }}}
+- {name: OIDC_GROUPS_CLAIM, value: {{ .Values.sso.groupsClaim | quote }}}
+- {name: OIDC_ADMIN_GROUPS, value: {{ join "," .Values.sso.adminGroups | quote }}}
+{{- if .Values.sso.providerName }}
+- {name: OIDC_PROVIDER_NAME, value: {{ .Values.sso.providerName | quote }}}
+{{- end }}
+{{- else if not .Values.sso.localLogin }}
+{{- fail "sso.localLogin: false needs sso.issuer (without single sign-on only superusers could sign in)" }}
+{{- end }}
 {{- end -}}
 {{- define "ephemera.policyVolume" -}}
 {name: policy, configMap: {name: {{ include "ephemera.fullname" . }}-policy}}
