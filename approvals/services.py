@@ -43,6 +43,15 @@ class StepUpRequired(PermissionDenied):
         super().__init__(f"Rule {rule} asks approvers to have signed in within the last {minutes} minutes. {how}")
 
 
+class SecurityKeyRequired(PermissionDenied):
+    """The request's rule wants a security key touch naming this request with each approval."""
+
+    def __init__(self, rule: str, proof: Proof) -> None:
+        how = ("An API token can't touch a security key: approve in the portal."
+               if proof.method == "api_token" else "Approve in the portal and touch your key when asked.")
+        super().__init__(f"Rule {rule} asks for a security key touch with each approval. {how}")
+
+
 class RequestConflict(Exception):
     """The request is no longer in a state that allows this (decided, expired, cancelled)."""
 
@@ -184,6 +193,7 @@ def policy_view(snap: dict[str, Any], *, approvals: int) -> dict[str, Any]:
         "ticket_required": bool(snap.get("ticket_required", False)),
         "clock": snap.get("clock", "approval"),
         "approval_reauth_minutes": snap.get("approval_reauth_minutes"),
+        "approval_webauthn": bool(snap.get("approval_webauthn", False)),
         "summary": snap.get("summary", ""),
     }
 
@@ -264,10 +274,17 @@ def _clean_comment(comment: str, *, required: bool) -> str:
     return comment
 
 
+def needs_security_key(req: DebugRequest) -> bool:
+    return bool((req.policy or {}).get("approval_webauthn"))
+
+
 def _check_step_up(req: DebugRequest, proof: Proof) -> None:
-    minutes = (req.policy or {}).get("approval_reauth_minutes")
+    snap = req.policy or {}
+    minutes = snap.get("approval_reauth_minutes")
     if minutes and not proof.fresh_within(int(minutes)):
-        raise StepUpRequired(int(minutes), str((req.policy or {}).get("rule", "")), proof)
+        raise StepUpRequired(int(minutes), str(snap.get("rule", "")), proof)
+    if needs_security_key(req) and proof.key_request != str(req.pk):
+        raise SecurityKeyRequired(str(snap.get("rule", "")), proof)
 
 
 def request_approve(*, request_id: uuid.UUID | str, approver: Any, comment: str = "", origin: AuditOrigin | None,

@@ -11,6 +11,7 @@ urlpatterns = [
     path("requests/<uuid:request_id>/", views.request_detail, name="request_detail"),
     path("requests/<uuid:request_id>/decide", views.request_decide, name="request_decide"),
     path("requests/<uuid:request_id>/cancel", views.request_cancel, name="request_cancel"),
+    path("requests/<uuid:request_id>/approval-key", views.approval_key_options, name="approval_key_options"),
     path("approvals/", views.approvals_queue, name="approvals"),
     path("approvals/pending", views.approvals_pending_fragment, name="approvals_pending"),
     path("cluster/namespaces", views.cluster_namespaces, name="cluster_namespaces"),

@@ -11,7 +11,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,7 +32,7 @@ from portal.audit import AuditOrigin
 from portal.kube import KubeClient, KubeError, KubeForbidden, KubeNotFound, get_client
 from portal.kube.config import KubeConfigError
 from portal.kube.specs import NODE_PROFILE_HELP
-from portal.sso import stepup
+from portal.sso import security_keys, stepup
 
 logger = logging.getLogger(__name__)
 
@@ -185,10 +185,18 @@ def request_decide(request: HttpRequest, request_id: uuid.UUID) -> HttpResponse:
         return redirect("request_detail", request_id=req.pk)
     verdict, comment = form.cleaned_data["verdict"], form.cleaned_data["comment"]
     origin = AuditOrigin.from_request(request)
+    proof = stepup.proof_of(request)
+    if verdict == Verdict.APPROVE and services.needs_security_key(req) and permissions.can_decide(request.user, req):
+        try:
+            touch = security_keys.verify_approval_touch(request, req.pk, str(request.POST.get("webauthn", "")))
+        except security_keys.KeyProblem as exc:
+            messages.error(request, f"Nothing was recorded. {exc}")
+            return redirect("request_detail", request_id=req.pk)
+        proof = replace(proof, key=touch.key_name, key_request=touch.request_id)
     try:
         if verdict == Verdict.APPROVE:
             services.request_approve(request_id=req.pk, approver=request.user, comment=comment, origin=origin,
-                                     proof=stepup.proof_of(request))
+                                     proof=proof)
             messages.success(request, f"You approved the request of {req.requester.get_username()}.")
         else:
             services.request_deny(request_id=req.pk, approver=request.user, comment=comment, origin=origin)
@@ -207,6 +215,18 @@ def request_decide(request: HttpRequest, request_id: uuid.UUID) -> HttpResponse:
     if next_url == "approvals":
         return redirect("approvals")
     return redirect("request_detail", request_id=req.pk)
+
+
+@login_required
+@require_POST
+def approval_key_options(request: HttpRequest, request_id: uuid.UUID) -> HttpResponse:
+    """The WebAuthn challenge for approving this request (a rule with approval_webauthn)."""
+    req = _visible_request(request, request_id)
+    if not permissions.can_decide(request.user, req):
+        raise PermissionDenied("You can't decide this request.")
+    if not services.needs_security_key(req):
+        return JsonResponse({"detail": "This request's rule needs no security key."}, status=409)
+    return security_keys.approval_options_for(request, req.pk)
 
 
 @login_required

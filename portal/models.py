@@ -105,4 +105,4 @@ class AuditRepeat(models.Model):
 
 # The notification outbox lives in its own package but belongs to this app (label portal).
 from portal.notifications.models import Notification, NotificationPreference  # noqa: E402,F401
-from portal.sso.models import SsoIdentity  # noqa: E402,F401
+from portal.sso.models import SecurityKey, SsoIdentity  # noqa: E402,F401

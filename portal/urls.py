@@ -9,6 +9,7 @@ from portal.auth_views import ThrottledLoginView
 from portal.health import healthz, readyz
 from portal.metrics import metrics_view
 from portal.notifications.views import profile
+from portal.sso import security_keys
 from portal.sso.stepup import reauth_view
 
 urlpatterns = [
@@ -24,6 +25,9 @@ urlpatterns = [
     path("profile/tokens/", token_views.token_create, name="token_create"),
     path("profile/tokens/<int:token_id>/revoke", token_views.token_revoke, name="token_revoke"),
     path("tokens/", token_views.tokens_all, name="tokens_all"),
+    path("profile/keys/options", security_keys.registration_options, name="key_options"),
+    path("profile/keys/", security_keys.register, name="key_register"),
+    path("profile/keys/<int:key_id>/remove", security_keys.remove, name="key_remove"),
     # Before admin.site.urls: the admin's own login view would be a second, unthrottled way in.
     path("admin/login/", ThrottledLoginView.as_view()),
     path("admin/", admin.site.urls),

@@ -39,5 +39,6 @@ def snapshot(rule: Rule, policy: Policy, *, kind: str = "pod", profile: str = "g
         "ticket_required": rule.ticket.required,
         "clock": rule.clock,
         "approval_reauth_minutes": rule.approval_reauth_minutes,
+        "approval_webauthn": rule.approval_webauthn,
         "summary": rule.summary(),
     }

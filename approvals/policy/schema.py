@@ -26,7 +26,7 @@ MAX_DURATION_LIMIT = 24 * 60
 
 _TOP_KEYS = {"images", "rules"}
 _RULE_KEYS = {"name", "match", "approvals", "approvers", "max_duration_minutes", "ticket", "images", "clock", "files",
-              "approval_reauth_minutes"}
+              "approval_reauth_minutes", "approval_webauthn"}
 MAX_REAUTH_MINUTES = 24 * 60
 _FILES_KEYS = {"download", "upload", "max_mb"}
 DEFAULT_FILES_MAX_MB = 50
@@ -138,6 +138,8 @@ class Rule:
     files: Files | None = None  # None: Files.default_for the request
     # Approvers must have signed in (or re-authenticated) within this many minutes (portal.sso.stepup).
     approval_reauth_minutes: int | None = None
+    # Each approval needs a security key touch naming the request (portal.sso.security_keys).
+    approval_webauthn: bool = False
 
     def files_for(self, *, kind: str, profile: str) -> Files:
         return self.files if self.files is not None else Files.default_for(kind=kind, profile=profile)
@@ -155,6 +157,8 @@ class Rule:
             parts.append("the time starts at the first connect")
         if self.approval_reauth_minutes and self.approvals:
             parts.append(f"approvers sign in again if their last sign-in is over {self.approval_reauth_minutes} minutes old")
+        if self.approval_webauthn and self.approvals:
+            parts.append("each approval needs a security key touch")
         return ", ".join(parts)
 
 
@@ -273,8 +277,12 @@ def _rule(raw: Any, index: int, source: str, default_approvers: str) -> Rule:
     reauth = raw.get("approval_reauth_minutes")
     if reauth is not None:
         reauth = _int(reauth, f"{where}: approval_reauth_minutes", 1, MAX_REAUTH_MINUTES)
+    webauthn = raw.get("approval_webauthn", False)
+    if not isinstance(webauthn, bool):
+        raise PolicyError(f"{where}: approval_webauthn: true or false")
     return Rule(name=name, match=match, approvals=approvals, approvers=approvers, max_duration_minutes=max_minutes,
-                ticket=ticket, images=images, clock=clock, files=files, approval_reauth_minutes=reauth)
+                ticket=ticket, images=images, clock=clock, files=files, approval_reauth_minutes=reauth,
+                approval_webauthn=webauthn)
 
 
 def _files(raw: Any, where: str) -> Files:

@@ -1,6 +1,7 @@
 // Loaded on every page (portal/base.html): the stylesheet, and small progressive enhancements.
 import "./styles/app.css";
 import { BACKGROUND_HEADERS } from "./shared/http";
+import { registerKey, touchToApprove } from "./shared/webauthn";
 
 // Show times in the reader's own time zone; the server renders UTC as the no-JS fallback.
 function localizeTimes(root: ParentNode = document): void {
@@ -66,3 +67,19 @@ function watchRequest(): void {
 }
 
 document.addEventListener("DOMContentLoaded", watchRequest);
+
+// Security keys (WebAuthn): registering one on the profile page, touching it to approve under a
+// rule that asks for it. Delegated: the approvals queue swaps its forms in and out.
+document.addEventListener("submit", (ev) => {
+  const form = ev.target as HTMLFormElement;
+  if (form.id === "key-form") {
+    ev.preventDefault();
+    void registerKey(form, document.getElementById("key-status")!);
+    return;
+  }
+  const submitter = (ev as SubmitEvent).submitter as HTMLButtonElement | null;
+  if (form.dataset.keyOptions && submitter?.value === "approve" && form.dataset.keyDone !== "1") {
+    ev.preventDefault();
+    void touchToApprove(form, submitter);
+  }
+});

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 from portal import token_views
 from portal.notifications import outbox
 from portal.notifications.models import NotificationPreference
+from portal.sso.models import SecurityKey
 
 
 @login_required
@@ -29,6 +30,7 @@ def profile(request: HttpRequest) -> HttpResponse:
         "address": getattr(request.user, "email", ""),
         "email_configured": "email" in outbox.channels(),
         "tokens": token_views.own_tokens(request.user),
+        "keys": list(SecurityKey.objects.filter(user=request.user)),
         "token_max_days": token_views.MAX_DAYS,
         "token_default_days": token_views.DEFAULT_DAYS,
         "now": timezone.now(),

@@ -26,3 +26,22 @@ class SsoIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} = {self.subject} at {self.issuer}"
+
+
+class SecurityKey(models.Model):
+    """A WebAuthn credential a user registered on their profile page (portal.sso.security_keys)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="security_keys")
+    name = models.CharField(max_length=100)
+    credential_id = models.CharField(max_length=1400, unique=True)  # base64url, as the browser sends it
+    public_key = models.BinaryField()  # COSE key
+    sign_count = models.PositiveBigIntegerField(default=0)
+    rp_id = models.CharField(max_length=253)  # the host it was registered for: only valid there
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} key {self.name}"

@@ -33,6 +33,9 @@ from portal.audit import AuditOrigin, record_event
 class Proof:
     method: str  # "password" | "sso" | "api_token" | "unknown"
     authenticated_at: float | None  # epoch seconds
+    # A security key touched for this very decision (portal.sso.security_keys): its name, and the request it named.
+    key: str | None = None
+    key_request: str | None = None
 
     def fresh_within(self, minutes: int, now: float | None = None) -> bool:
         if self.authenticated_at is None:
@@ -43,6 +46,8 @@ class Proof:
         data: dict[str, Any] = {"method": self.method}
         if self.authenticated_at is not None:
             data["authenticated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.authenticated_at))
+        if self.key is not None:
+            data["security_key"] = self.key
         return data
 
 
