@@ -80,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     # After auth and messages: signs out sessions past their age or idle limit.
     "portal.session_timeout.SessionTimeoutMiddleware",
+    # After it: a signed-in SSO user is re-checked with the provider now and then (portal/sso/recheck.py).
+    "portal.sso.recheck.SsoRecheckMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -218,6 +220,8 @@ OIDC_ADMIN_GROUPS = envlist("OIDC_ADMIN_GROUPS", [])
 OIDC_PROVIDER_NAME = env("OIDC_PROVIDER_NAME").strip() or "single sign-on"
 # Seconds to wait for the provider (discovery, token, userinfo, keys).
 OIDC_TIMEOUT = envint("OIDC_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+# Minutes between two silent checks with the provider (prompt=none) of a signed-in SSO user; 0: none.
+OIDC_RECHECK_MINUTES = envint("OIDC_RECHECK_MINUTES", 15, minimum=0, maximum=24 * 60)
 # Password sign-in: off (0) leaves it to superusers only, as break-glass (each one audited).
 EPHEMERA_LOCAL_LOGIN = envbool("EPHEMERA_LOCAL_LOGIN", True)
 sso_config.check(issuer=OIDC_ISSUER, client_id=OIDC_CLIENT_ID, client_secret=OIDC_CLIENT_SECRET, scopes=OIDC_SCOPES,

@@ -15,21 +15,23 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from portal import auth_audit
 from portal.attempts import record_attempt
 from portal.audit import AuditOrigin, record_event
-from portal.sso import discovery
+from portal.sso import discovery, recheck
 from portal.sso.groups import GroupsClaimError
 
 log = logging.getLogger(__name__)
 
 REAUTH_STARTED = "ephemera_sso_reauth_started"  # epoch seconds: when this user was sent to sign in again
+SILENT_CHECK = "ephemera_sso_silent_check"  # a prompt=none re-check is under way (portal.sso.recheck)
 _SKEW_SECONDS = 60
 
 
@@ -53,8 +55,14 @@ class SsoStart(OIDCAuthenticationRequestView):
             return _unavailable(request, exc)
         if self._reauth(request):
             request.session[REAUTH_STARTED] = time.time()
+        elif self._silent(request):
+            request.session[SILENT_CHECK] = True
         response: HttpResponse = super().get(request)
         return response
+
+    @staticmethod
+    def _silent(request: HttpRequest) -> bool:
+        return request.GET.get("silent") == "1" and request.user.is_authenticated
 
     @staticmethod
     def _reauth(request: HttpRequest) -> bool:
@@ -62,15 +70,21 @@ class SsoStart(OIDCAuthenticationRequestView):
 
     def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
         # A step-up: the provider must ask for the credentials again and say when (auth_time).
-        return {"prompt": "login", "max_age": "0"} if self._reauth(request) else {}
+        if self._reauth(request):
+            return {"prompt": "login", "max_age": "0"}
+        # A re-check: the provider answers at once, without a page, whether the user is still in.
+        return {"prompt": "none"} if self._silent(request) else {}
 
 
 class SsoCallback(OIDCAuthenticationCallbackView):
     def get(self, request: HttpRequest) -> HttpResponse:
         if not settings.OIDC_ISSUER:
             raise Http404("single sign-on is not configured")
+        silent = bool(request.session.pop(SILENT_CHECK, False))
         if request.GET.get("error"):
             error = str(request.GET.get("error"))[:60]
+            if silent and request.user.is_authenticated:
+                return self._check_failed(request, error)
             return self._refused(request, f"the identity provider answered {error}: "
                                           f"{str(request.GET.get('error_description', ''))[:200]}".rstrip(": "))
         state = request.GET.get("state", "")
@@ -95,6 +109,7 @@ class SsoCallback(OIDCAuthenticationCallbackView):
         response: HttpResponse = super().login_success()  # logs in (unless already), then redirects
         claims = getattr(request, "sso_claims", {}) or {}
         auth_time = claims.get("auth_time")
+        request.session[recheck.CHECKED_AT] = time.time()
         started = request.session.pop(REAUTH_STARTED, None)
         if started is not None:
             # Re-authentication: only a sign-in the provider made after we asked counts.
@@ -111,6 +126,16 @@ class SsoCallback(OIDCAuthenticationCallbackView):
             proof_at = float(auth_time) if isinstance(auth_time, (int, float)) else time.time()
             auth_audit.remember_proof(request, "sso", min(proof_at, time.time()))
         return response
+
+    def _check_failed(self, request: HttpRequest, error: str) -> HttpResponse:
+        """The provider no longer vouches for this signed-in user: sign them out here too."""
+        user = request.user
+        with transaction.atomic():
+            record_event(action="auth.sso_check_failed", actor=user, origin=AuditOrigin.from_request(request),  # type: ignore[arg-type]
+                         data={"error": error})
+        logout(request)  # also closes their open websockets (portal.access_events)
+        messages.info(request, f"Your sign-in at {settings.OIDC_PROVIDER_NAME} has ended ({error}): sign in again.")
+        return redirect("login")
 
     def _refused(self, request: HttpRequest, reason: str) -> HttpResponse:
         record_attempt(action="auth.sso_failed", actor=None, origin=AuditOrigin.from_request(request),

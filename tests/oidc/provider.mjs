@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 
-import Provider from 'oidc-provider';
+import Provider, { interactionPolicy } from 'oidc-provider';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,6 +50,14 @@ function readForm(req) {
   });
 }
 
+// A disabled account's provider session no longer counts: the login prompt is due again, so a
+// prompt=none request answers login_required (what real providers do for a disabled user).
+const policy = interactionPolicy.base();
+policy.get('login').checks.add(new interactionPolicy.Check('account_disabled', 'the account is disabled', 'login_required', (ctx) => {
+  const id = ctx.oidc.session?.accountId;
+  return Boolean(id && accounts()[id]?.disabled);
+}));
+
 function start(issuer, server) {
   const provider = new Provider(issuer, {
     clients: [{
@@ -72,7 +80,7 @@ function start(issuer, server) {
     scopes: ['openid', 'email', 'profile', 'groups'],
     pkce: { required: () => true },
     features: { devInteractions: { enabled: false } },
-    interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { policy, url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     // Everything a signed-in user of this test IdP has asked for is granted (no consent page).
     async loadExistingGrant(ctx) {
       const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
@@ -82,7 +90,7 @@ function start(issuer, server) {
     },
     async findAccount(ctx, id) {
       const account = accounts()[id];
-      if (!account || account.disabled) return undefined;
+      if (!account) return undefined;  // a disabled one is refused by the policy check above
       return {
         accountId: id,
         async claims() {
