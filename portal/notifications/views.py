@@ -13,6 +13,7 @@ from portal import token_views
 from portal.notifications import outbox
 from portal.notifications.models import NotificationPreference
 from portal.sso.models import SecurityKey
+from portal.sso.security_keys import rp_id_of
 
 
 @login_required
@@ -31,6 +32,7 @@ def profile(request: HttpRequest) -> HttpResponse:
         "email_configured": "email" in outbox.channels(),
         "tokens": token_views.own_tokens(request.user),
         "keys": list(SecurityKey.objects.filter(user=request.user)),
+        "key_host": rp_id_of(request),
         "token_max_days": token_views.MAX_DAYS,
         "token_default_days": token_views.DEFAULT_DAYS,
         "now": timezone.now(),

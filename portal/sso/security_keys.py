@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -57,7 +58,7 @@ class KeyProblem(Exception):
 
 def rp_id_of(request: HttpRequest) -> str:
     """The relying party id: the portal's host as the browser addresses it (ALLOWED_HOSTS-checked)."""
-    return request.get_host().rsplit(":", 1)[0] if not request.get_host().startswith("[") else request.get_host()
+    return urlsplit("//" + request.get_host()).hostname or ""
 
 
 def origin_of(request: HttpRequest) -> str:

@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import _free_port, _running_portal
+from tests.browser.test_request_approve_debug import SCREENSHOTS
 from tests.sso.idp import CLIENT_ID, CLIENT_SECRET, IDP_PASSWORD, RealIdP
 
 pytestmark = pytest.mark.browser
@@ -45,6 +46,8 @@ def test_sign_in_with_the_provider_and_sign_in_again(browser: Any, sso_portal: t
     page = ctx.new_page()
     try:
         page.goto(f"{url}/approvals/")  # a page that needs a sign-in: back here afterwards
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "sso-login.png"))
         page.get_by_role("link", name="Sign in with Test IdP").click()
         assert page.url.startswith(idp.issuer)
         _sign_in_at_idp(page)
@@ -58,5 +61,6 @@ def test_sign_in_with_the_provider_and_sign_in_again(browser: Any, sso_portal: t
         _sign_in_at_idp(page)
         expect(page.get_by_text("You signed in again.")).to_be_visible()
         assert page.url == f"{url}/profile/"
+        page.screenshot(path=str(SCREENSHOTS / "profile.png"), full_page=True)
     finally:
         ctx.close()
