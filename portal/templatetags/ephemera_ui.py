@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from portal import permissions
 
@@ -82,3 +82,13 @@ def risk_badge(req: Any) -> SafeString:
         '<span class="risk risk-{}" data-risk="{}" title="{}"><span class="risk-level">{}</span> {} · {}</span>',
         level, level, why, _RISK_WORDS[level], kind, profile,
     )
+
+
+@register.filter
+def ticks_as_code(text: Any) -> SafeString:
+    """Help text written with `backticks` shows those parts as code (escaped; unbalanced: as written)."""
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:
+        return format_html("{}", str(text))
+    return mark_safe("".join(format_html("<code>{}</code>", p) if i % 2 else conditional_escape(p)  # noqa: S308 (each part escaped)
+                             for i, p in enumerate(parts)))

@@ -200,3 +200,8 @@ def test_a_copy_request_from_the_form(alice_client, kube):
     unquoted = alice_client.post(reverse("request_new"), {**post, "copy_command": "sleep 'infinity"})
     assert unquoted.status_code == 400 and "can&#x27;t be read" in unquoted.content.decode()
     assert DebugRequest.objects.count() == 1
+
+
+def test_help_text_backticks_are_shown_as_code(alice_client, kube):
+    body = alice_client.get(reverse("request_new")).content.decode()
+    assert "<code>chroot /host</code>" in body and "`chroot /host`" not in body
