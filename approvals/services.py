@@ -28,28 +28,10 @@ from portal.kube.useragent import acting_for
 from portal.models import AuditEvent
 from portal.notifications import outbox
 from portal.notifications.constants import Event
-from portal.sso.stepup import UNKNOWN, Proof
+from portal.sso import stepup
+from portal.sso.stepup import UNKNOWN, Proof, SecurityKeyRequired, StepUpRequired  # noqa: F401  (raised here, caught by callers)
 
 COMMENT_MAX_LENGTH = 2000
-
-
-class StepUpRequired(PermissionDenied):
-    """The request's rule wants approvers who signed in within `minutes`; this one's proof is older."""
-
-    def __init__(self, minutes: int, rule: str, proof: Proof) -> None:
-        self.minutes = minutes
-        how = ("An API token can't prove a recent sign-in: approve in the portal."
-               if proof.method == "api_token" else "Sign in again, then approve.")
-        super().__init__(f"Rule {rule} asks approvers to have signed in within the last {minutes} minutes. {how}")
-
-
-class SecurityKeyRequired(PermissionDenied):
-    """The request's rule wants a security key touch naming this request with each approval."""
-
-    def __init__(self, rule: str, proof: Proof) -> None:
-        how = ("An API token can't touch a security key: approve in the portal."
-               if proof.method == "api_token" else "Approve in the portal and touch your key when asked.")
-        super().__init__(f"Rule {rule} asks for a security key touch with each approval. {how}")
 
 
 class RequestConflict(Exception):
@@ -275,16 +257,7 @@ def _clean_comment(comment: str, *, required: bool) -> str:
 
 
 def needs_security_key(req: DebugRequest) -> bool:
-    return bool((req.policy or {}).get("approval_webauthn"))
-
-
-def _check_step_up(req: DebugRequest, proof: Proof) -> None:
-    snap = req.policy or {}
-    minutes = snap.get("approval_reauth_minutes")
-    if minutes and not proof.fresh_within(int(minutes)):
-        raise StepUpRequired(int(minutes), str(snap.get("rule", "")), proof)
-    if needs_security_key(req) and proof.key_request != str(req.pk):
-        raise SecurityKeyRequired(str(snap.get("rule", "")), proof)
+    return stepup.needs_security_key(req.policy)
 
 
 def request_approve(*, request_id: uuid.UUID | str, approver: Any, comment: str = "", origin: AuditOrigin | None,
@@ -300,7 +273,7 @@ def request_approve(*, request_id: uuid.UUID | str, approver: Any, comment: str 
     with transaction.atomic():
         req = _locked(request_id)
         _check_decider(req, approver)
-        _check_step_up(req, proof)
+        stepup.check(req.policy, proof, f"request:{req.pk}")
         Decision.objects.create(
             request=req, approver=approver, verdict=Verdict.APPROVE, comment=comment, created_at=timezone.now()
         )

@@ -188,11 +188,11 @@ def request_decide(request: HttpRequest, request_id: uuid.UUID) -> HttpResponse:
     proof = stepup.proof_of(request)
     if verdict == Verdict.APPROVE and services.needs_security_key(req) and permissions.can_decide(request.user, req):
         try:
-            touch = security_keys.verify_approval_touch(request, req.pk, str(request.POST.get("webauthn", "")))
+            touch = security_keys.verify_approval_touch(request, "request", req.pk, str(request.POST.get("webauthn", "")))
         except security_keys.KeyProblem as exc:
             messages.error(request, f"Nothing was recorded. {exc}")
             return redirect("request_detail", request_id=req.pk)
-        proof = replace(proof, key=touch.key_name, key_request=touch.request_id)
+        proof = replace(proof, key=touch.key_name, key_subject=touch.subject)
     try:
         if verdict == Verdict.APPROVE:
             services.request_approve(request_id=req.pk, approver=request.user, comment=comment, origin=origin,
@@ -226,7 +226,7 @@ def approval_key_options(request: HttpRequest, request_id: uuid.UUID) -> HttpRes
         raise PermissionDenied("You can't decide this request.")
     if not services.needs_security_key(req):
         return JsonResponse({"detail": "This request's rule needs no security key."}, status=409)
-    return security_keys.approval_options_for(request, req.pk)
+    return security_keys.approval_options_for(request, "request", req.pk)
 
 
 @login_required

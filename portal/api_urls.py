@@ -4,6 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
 from approvals import api as requests_api
+from portal.api_docs import ApiDocsView
 from portal.audit_api import AuditExportView
 from sessions import api as sessions_api
 from sessions.files import api as files_api
@@ -12,6 +13,7 @@ from sessions.recording import api as recording_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
     path("v1/audit/export", AuditExportView.as_view(), name="api-audit-export"),
     path("v1/requests", requests_api.RequestListView.as_view(), name="api-requests"),
     path("v1/requests/preview", requests_api.RequestPreviewView.as_view(), name="api-request-preview"),

@@ -33,7 +33,8 @@ def method_of(user: Any) -> str:
 
 
 def remember_proof(request: HttpRequest, method: str, at: float | None = None) -> None:
-    request.session[AUTH_TIME] = float(at if at is not None else time.time())
+    """`at` None: when the credentials were typed is unknown (no proof for step-up rules)."""
+    request.session[AUTH_TIME] = at
     request.session[AUTH_METHOD] = method
 
 
@@ -43,7 +44,7 @@ def _logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: An
     break_glass = method == "password" and not settings.EPHEMERA_LOCAL_LOGIN
     origin = AuditOrigin.from_request(request) if request is not None else None
     if request is not None and hasattr(request, "session"):
-        remember_proof(request, method)
+        remember_proof(request, method, time.time())
     data: dict[str, Any] = {"method": method}
     if break_glass:
         data["break_glass"] = True

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files for /api/docs/, served by us
     "channels",
     "portal",
     "approvals",
@@ -260,6 +261,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Just-in-time Kubernetes debug access: requests, approvals, sessions.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Ephemera policy and limits -------------------------------------------------------

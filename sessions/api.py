@@ -16,6 +16,7 @@ from approvals.choices import RequestKind
 from approvals.serializers import CommentSerializer, SessionSerializer
 from portal import permissions
 from portal.audit import AuditOrigin
+from portal.sso import stepup
 from sessions import extensions, selectors, services
 from sessions.choices import SessionStatus
 from sessions.models import DebugSession, SessionExtension
@@ -119,12 +120,15 @@ class _ExtensionDecisionView(APIView):
 
     def post(self, request: Request, pk: Any) -> Response:
         ext = _extension_or_404(request, pk)
+        decide = type(self).decide
+        extra = {"proof": stepup.proof_of(request)} if decide is extensions.extension_approve else {}
         try:
-            ext = type(self).decide(
+            ext = decide(
                 extension_id=ext.pk,
                 approver=request.user,
                 comment=parsed(CommentSerializer, request)["comment"],
                 origin=AuditOrigin.from_request(request._request),
+                **extra,
             )
         except ValidationError as exc:
             return validation_response(exc)

@@ -23,6 +23,8 @@ from portal.audit import AuditOrigin, record_event
 from portal.events import APPROVALS_GROUP, publish_on_commit, session_group
 from portal.notifications import outbox
 from portal.notifications.constants import Event
+from portal.sso import stepup
+from portal.sso.stepup import UNKNOWN, Proof
 from sessions.choices import EXTENSION_MOVES, ExtensionStatus, SessionStatus
 from sessions.models import DebugSession, SessionExtension, lock_session
 from sessions.services import max_duration_minutes
@@ -119,7 +121,8 @@ def extension_request(
 
 
 def _decide(
-    *, extension_id: uuid.UUID | str, approver: Any, verdict: str, comment: str, origin: AuditOrigin | None
+    *, extension_id: uuid.UUID | str, approver: Any, verdict: str, comment: str, origin: AuditOrigin | None,
+    proof: Proof = UNKNOWN,
 ) -> SessionExtension:
     comment = (comment or "").strip()
     if len(comment) > REASON_MAX_LENGTH:
@@ -139,6 +142,9 @@ def _decide(
             raise PermissionDenied("You can't decide on your own session's extension.")
         if ext.status != ExtensionStatus.PENDING:
             raise ExtensionConflict(f"This extension is already {ext.status}.")
+        if verdict == ExtensionStatus.APPROVED:
+            # More time is more access: the request's rule asks the same proof as for approving it.
+            stepup.check(session.request.policy, proof, f"extension:{ext.pk}")
         now = timezone.now()
         if verdict == ExtensionStatus.APPROVED and (
             session.status != SessionStatus.RUNNING or session.expires_at is None or session.expires_at <= now
@@ -161,6 +167,7 @@ def _decide(
             session.expires_at = new_limit
             session.save(update_fields=["expires_at"])
             data.update({"expires_at_before": old.isoformat(), "expires_at": new_limit.isoformat()})
+            data["approver_proof"] = proof.as_audit()
             record_event(action="session.extended", actor=approver, request=session.request, session=session,
                          origin=origin, data=data)
         else:
@@ -172,10 +179,10 @@ def _decide(
 
 
 def extension_approve(
-    *, extension_id: uuid.UUID | str, approver: Any, comment: str = "", origin: AuditOrigin | None
+    *, extension_id: uuid.UUID | str, approver: Any, comment: str = "", origin: AuditOrigin | None, proof: Proof = UNKNOWN
 ) -> SessionExtension:
     return _decide(extension_id=extension_id, approver=approver, verdict=ExtensionStatus.APPROVED, comment=comment,
-                   origin=origin)
+                   origin=origin, proof=proof)
 
 
 def extension_deny(*, extension_id: uuid.UUID | str, approver: Any, comment: str, origin: AuditOrigin | None) -> SessionExtension:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -10,12 +13,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from approvals.views import can_see_queue
 from portal.audit import AuditOrigin
 from portal.kube.specs import NODE_PROFILE_HELP
-from portal.permissions import can_end_session, can_use_terminal, can_view_request, is_admin
+from portal.permissions import can_end_session, can_use_terminal, can_view_request, is_admin, may_approve
+from portal.sso import security_keys, stepup
 from portal.validators import forbidden_character_messages
 from sessions import extensions, services
 from sessions.choices import LIVE_STATUSES
@@ -182,6 +187,20 @@ def session_extend(request: HttpRequest, session_id) -> HttpResponse:  # type: i
 
 @login_required
 @require_POST
+def extension_key_options(request: HttpRequest, extension_id: uuid.UUID) -> HttpResponse:
+    """The WebAuthn challenge for approving this extension (its request's rule has approval_webauthn)."""
+    ext = SessionExtension.objects.select_related("session__request").filter(pk=extension_id).first()
+    if ext is None or not can_view_request(request.user, ext.session.request):
+        raise Http404("No such extension")
+    if not may_approve(request.user, ext.session.request) or ext.session.request.requester_id == request.user.pk:
+        raise PermissionDenied("You can't decide this extension.")
+    if not stepup.needs_security_key(ext.session.request.policy):
+        return JsonResponse({"detail": "This session's rule needs no security key."}, status=409)
+    return security_keys.approval_options_for(request, "extension", ext.pk)
+
+
+@login_required
+@require_POST
 def extension_decide(request: HttpRequest, extension_id) -> HttpResponse:  # type: ignore[no-untyped-def]
     """Approve or deny an extension from the approvals queue."""
     ext = SessionExtension.objects.select_related("session__request").filter(pk=extension_id).first()
@@ -193,14 +212,30 @@ def extension_decide(request: HttpRequest, extension_id) -> HttpResponse:  # typ
     back = redirect("approvals") if can_see_queue(request.user) else redirect("session_detail", session_id=ext.session_id)
     if _refused(request, comment=request.POST.get("comment", "")):
         return back
-    decide = extensions.extension_approve if request.POST.get("verdict") == "approve" else extensions.extension_deny
+    approving = request.POST.get("verdict") == "approve"
+    extra: dict[str, Any] = {}
+    if approving:
+        proof = stepup.proof_of(request)
+        if stepup.needs_security_key(ext.session.request.policy):
+            try:
+                touch = security_keys.verify_approval_touch(request, "extension", ext.pk, str(request.POST.get("webauthn", "")))
+            except security_keys.KeyProblem as exc:
+                messages.error(request, f"Nothing was recorded. {exc}")
+                return back
+            proof = replace(proof, key=touch.key_name, key_subject=touch.subject)
+        extra["proof"] = proof
+    decide = extensions.extension_approve if approving else extensions.extension_deny
     try:
         decide(
             extension_id=ext.pk,
             approver=request.user,
             comment=request.POST.get("comment", ""),
             origin=AuditOrigin.from_request(request),
+            **extra,
         )
+    except stepup.StepUpRequired as exc:
+        messages.info(request, str(exc))
+        return redirect(reverse("reauth") + "?" + urlencode({"next": back["Location"]}))
     except PermissionDenied as exc:
         messages.error(request, str(exc) or "You can't decide this extension.")
     except ValidationError as exc:

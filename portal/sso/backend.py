@@ -69,7 +69,12 @@ class SsoBackend(OIDCAuthenticationBackend):
         if alg not in self.provider.signing_algs:
             raise LoginRefused(f"the ID token is signed with {alg!r}, not one of {list(self.provider.signing_algs)}")
         self.OIDC_RP_SIGN_ALGO = alg  # what retrieve_matching_jwk matches the key's alg against
-        key = self.retrieve_matching_jwk(token)
+        try:
+            key = self.retrieve_matching_jwk(token)
+        except SuspiciousOperation:
+            raise LoginRefused("no key of the provider's JWKS matches the ID token's kid and alg") from None
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
+            raise LoginRefused(f"the provider's JWKS or the token's header is not usable ({type(exc).__name__})") from exc
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -134,13 +139,14 @@ class SsoBackend(OIDCAuthenticationBackend):
                 .filter(issuer=self.provider.issuer, subject=str(claims["sub"])).first()
             )
             if identity is None:
-                user = self._create_user(claims)
-                identity = SsoIdentity.objects.create(user=user, issuer=self.provider.issuer, subject=str(claims["sub"]))
+                identity = self._create_identity(claims)
             user = identity.user
             if not user.is_active:
                 raise LoginRefused(f"the Ephemera account {user.get_username()!r} is deactivated")
             changed = []
             for field, claim in (("email", "email"), ("first_name", "given_name"), ("last_name", "family_name")):
+                if claim == "email" and claims.get("email_verified") is False:
+                    continue  # notifications must not go to an address the provider says is not theirs
                 value = str(claims.get(claim) or "")[:150]
                 if value and getattr(user, field) != value:
                     setattr(user, field, value)
@@ -153,6 +159,16 @@ class SsoBackend(OIDCAuthenticationBackend):
             identity.save(update_fields=["groups", "last_login_at"])
         self.request.sso_claims = {"auth_time": claims.get("auth_time"), "iat": claims.get("iat")}
         return user
+
+    def _create_identity(self, claims: dict[str, Any]) -> SsoIdentity:
+        subject = str(claims["sub"])
+        try:
+            with transaction.atomic():
+                user = self._create_user(claims)
+                return SsoIdentity.objects.create(user=user, issuer=self.provider.issuer, subject=subject)
+        except IntegrityError:
+            # Two first sign-ins of the same account at once: the other one made it.
+            return SsoIdentity.objects.select_for_update().select_related("user").get(issuer=self.provider.issuer, subject=subject)
 
     def _create_user(self, claims: dict[str, Any]) -> Any:
         base = ""
@@ -171,7 +187,8 @@ class SsoBackend(OIDCAuthenticationBackend):
                 continue
             try:
                 with transaction.atomic():
-                    user = self.UserModel.objects.create_user(name, email=str(claims.get("email") or "")[:254])
+                    email = "" if claims.get("email_verified") is False else str(claims.get("email") or "")[:254]
+                user = self.UserModel.objects.create_user(name, email=email)
                 return user
             except IntegrityError:
                 continue

@@ -66,16 +66,24 @@ def _fetch(issuer: str) -> Provider:
         doc = response.json()
     except (requests.RequestException, ValueError) as exc:
         raise DiscoveryError(f"the provider's discovery document {url} could not be read ({type(exc).__name__})") from exc
+    return parse(doc, issuer, url)
+
+
+def parse(doc: object, issuer: str, url: str) -> Provider:
+    """The provider in a discovery document, or DiscoveryError saying what is wrong with it."""
     if not isinstance(doc, dict):
         raise DiscoveryError(f"{url} is not a JSON object")
     # OpenID Connect Discovery 1.0, 4.3: the issuer in the document must be the one we asked.
     if str(doc.get("issuer", "")).rstrip("/") != issuer:
         raise DiscoveryError(f"{url} names issuer {doc.get('issuer')!r}, not OIDC_ISSUER {issuer!r}")
+    # The endpoints use https like the issuer: a plain-http JWKS would let anyone on the way swap
+    # the keys. (A plain-http issuer is only allowed on this machine, in demo/debug mode: config.py.)
+    schemes = ("https://", "http://") if issuer.startswith("http://") else ("https://",)
     fields = {}
     for name in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"):
         value = doc.get(name)
-        if not isinstance(value, str) or not value.startswith(("https://", "http://")):
-            raise DiscoveryError(f"{url} has no usable {name}")
+        if not isinstance(value, str) or not value.startswith(schemes):
+            raise DiscoveryError(f"{url} has no usable {name} (an {schemes[0]} URL)")
         fields[name] = value
     methods = doc.get("code_challenge_methods_supported")
     if isinstance(methods, list) and "S256" not in methods:
@@ -84,4 +92,5 @@ def _fetch(issuer: str) -> Provider:
     usable = tuple(a for a in algs if a in _ALLOWED_ALGS)
     if not usable:
         raise DiscoveryError(f"{url}: the provider signs ID tokens only with {algs}, none of {list(_ALLOWED_ALGS)}")
-    return Provider(issuer=issuer, signing_algs=usable, **fields)
+    # The issuer exactly as the provider writes it (some end it with "/"): ID tokens' `iss` must equal it.
+    return Provider(issuer=str(doc["issuer"]), signing_algs=usable, **fields)

@@ -1,9 +1,9 @@
 """WebAuthn security keys: registered on the profile page, touched to approve under a rule with
 `approval_webauthn: true`.
 
-Each approval gets its own challenge, which names the request: b"ephemera-approve:" + the
-request's id + 16 random bytes. It is kept in the session for that request only, used once and for
-two minutes at most, so a key touch can't be replayed or moved to another request. py_webauthn
+Each approval gets its own challenge, which names what is approved: b"ephemera-request:" or
+b"ephemera-extension:" + its id + 16 random bytes. It is kept in the session for that one decision,
+used once and for two minutes at most, so a key touch can't be replayed or moved to another. py_webauthn
 checks the rest: the challenge, the origin, the RP id (the portal's host), the signature against
 the registered public key, user presence, and a sign counter that must grow.
 """
@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -24,6 +24,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from webauthn import (
@@ -46,10 +47,13 @@ from portal.audit import AuditOrigin, record_event
 from portal.sso.models import SecurityKey
 
 _REGISTRATION = "ephemera_webauthn_registration"  # session: {"challenge": b64, "until": epoch}
-_APPROVAL = "ephemera_webauthn_approval"  # session: {"request": id, "challenge": b64, "until": epoch}
+_APPROVAL = "ephemera_webauthn_approval"  # session: {"subject": "request:<id>", "challenge": b64, "until": epoch}
 CHALLENGE_SECONDS = 120
-_CHALLENGE_PREFIX = b"ephemera-approve:"
+KINDS = ("request", "extension")
 MAX_KEYS = 10
+# Adding or removing a key changes what proves the user: it needs a sign-in this recent, or a stolen
+# session cookie could add its own key and then pass every approval_webauthn rule.
+KEY_CHANGE_REAUTH_MINUTES = 10
 
 
 class KeyProblem(Exception):
@@ -66,9 +70,11 @@ def origin_of(request: HttpRequest) -> str:
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
+    if len(request.body or b"") > 64 * 1024:
+        raise KeyProblem("the browser's answer is too big")
     try:
         body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise KeyProblem("the browser's answer is not JSON") from None
     if not isinstance(body, dict):
         raise KeyProblem("the browser's answer is not a JSON object")
@@ -82,10 +88,23 @@ def _problem(message: str, status: int = 400) -> JsonResponse:
 # --- registration (profile page) ---------------------------------------------------------
 
 
+def _stale(request: HttpRequest) -> bool:
+    from portal.sso.stepup import proof_of
+
+    return not proof_of(request).fresh_within(KEY_CHANGE_REAUTH_MINUTES)
+
+
+def _reauth_url(next_url: str = "/profile/") -> str:
+    return f"{reverse('reauth')}?{urlencode({'next': next_url})}"
+
+
 @login_required
 @require_POST
 def registration_options(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
+    if _stale(request):
+        return JsonResponse({"detail": f"Adding a security key needs a sign-in of the last {KEY_CHANGE_REAUTH_MINUTES} minutes.",
+                             "reauth": _reauth_url()}, status=403)
     keys = list(SecurityKey.objects.filter(user=user))
     if len(keys) >= MAX_KEYS:
         return _problem(f"You have {MAX_KEYS} keys already: remove one first.")
@@ -107,6 +126,9 @@ def registration_options(request: HttpRequest) -> HttpResponse:
 def register(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     pending = request.session.pop(_REGISTRATION, None)
+    if _stale(request):
+        return JsonResponse({"detail": f"Adding a security key needs a sign-in of the last {KEY_CHANGE_REAUTH_MINUTES} minutes.",
+                             "reauth": _reauth_url()}, status=403)
     try:
         body = _json_body(request)
         name = str(body.get("name") or "").strip()
@@ -138,6 +160,9 @@ def register(request: HttpRequest) -> HttpResponse:
 @require_POST
 def remove(request: HttpRequest, key_id: int) -> HttpResponse:
     user: Any = request.user
+    if _stale(request):
+        messages.info(request, f"Removing a security key needs a sign-in of the last {KEY_CHANGE_REAUTH_MINUTES} minutes.")
+        return redirect(_reauth_url())
     with transaction.atomic():
         key = SecurityKey.objects.select_for_update().filter(pk=key_id, user=user).first()
         if key is None:
@@ -154,17 +179,18 @@ def remove(request: HttpRequest, key_id: int) -> HttpResponse:
 
 @dataclass(frozen=True)
 class KeyProof:
-    request_id: str
+    subject: str  # "request:<id>" or "extension:<id>"
     key_name: str
 
 
-def approval_options_for(request: HttpRequest, request_id: uuid.UUID) -> JsonResponse:
-    """The challenge for approving this one request (the caller checked it may decide it)."""
+def approval_options_for(request: HttpRequest, kind: str, subject_id: uuid.UUID) -> JsonResponse:
+    """The challenge for approving this one request or extension (the caller checked the user may decide it)."""
+    assert kind in KINDS
     user: Any = request.user
     keys = list(SecurityKey.objects.filter(user=user, rp_id=rp_id_of(request)))
     if not keys:
         raise PermissionDenied("This rule needs a security key touch to approve: register a key on your profile page first.")
-    challenge = _CHALLENGE_PREFIX + request_id.bytes + secrets.token_bytes(16)
+    challenge = f"ephemera-{kind}:".encode() + subject_id.bytes + secrets.token_bytes(16)
     options = generate_authentication_options(
         rp_id=rp_id_of(request),
         challenge=challenge,
@@ -172,23 +198,26 @@ def approval_options_for(request: HttpRequest, request_id: uuid.UUID) -> JsonRes
         user_verification=UserVerificationRequirement.DISCOURAGED,
         timeout=CHALLENGE_SECONDS * 1000,
     )
-    request.session[_APPROVAL] = {"request": str(request_id), "challenge": bytes_to_base64url(challenge),
+    request.session[_APPROVAL] = {"subject": f"{kind}:{subject_id}", "challenge": bytes_to_base64url(challenge),
                                   "until": time.time() + CHALLENGE_SECONDS}
     return JsonResponse(json.loads(options_to_json(options)))
 
 
-def verify_approval_touch(request: HttpRequest, request_id: uuid.UUID, raw: str) -> KeyProof:
+def verify_approval_touch(request: HttpRequest, kind: str, subject_id: uuid.UUID, raw: str) -> KeyProof:
     """Check the key touch posted with an approval; the challenge is used up either way."""
     user: Any = request.user
+    subject = f"{kind}:{subject_id}"
     pending = request.session.pop(_APPROVAL, None)
     if not raw:
         raise KeyProblem("This rule needs a security key touch to approve, and none came with the approval.")
-    if not pending or pending["request"] != str(request_id):
-        raise KeyProblem("The key touch was not asked for this request: try again.")
+    if not pending or pending.get("subject") != subject:
+        raise KeyProblem(f"The key touch was not asked for this {kind}: try again.")
     if pending["until"] < time.time():
         raise KeyProblem("The key touch took longer than two minutes: try again.")
     try:
         credential = json.loads(raw)
+        if not isinstance(credential, dict):
+            raise KeyProblem("The key touch is not a JSON object.")
         key = SecurityKey.objects.filter(user=user, credential_id=str(credential.get("id", ""))).first()
         if key is None:
             raise KeyProblem("That key is not one of yours.")
@@ -202,7 +231,7 @@ def verify_approval_touch(request: HttpRequest, request_id: uuid.UUID, raw: str)
         )
     except KeyProblem:
         raise
-    except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise KeyProblem(f"The key touch did not verify: {exc}") from exc
+    except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise KeyProblem(f"The key touch did not verify: {str(exc)[:200]}") from exc
     SecurityKey.objects.filter(pk=key.pk).update(sign_count=verified.new_sign_count, last_used_at=timezone.now())
-    return KeyProof(request_id=str(request_id), key_name=key.name)
+    return KeyProof(subject=subject, key_name=key.name)

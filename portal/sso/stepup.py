@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -33,9 +34,10 @@ from portal.audit import AuditOrigin, record_event
 class Proof:
     method: str  # "password" | "sso" | "api_token" | "unknown"
     authenticated_at: float | None  # epoch seconds
-    # A security key touched for this very decision (portal.sso.security_keys): its name, and the request it named.
+    # A security key touched for this very decision (portal.sso.security_keys): its name, and what
+    # the challenge named ("request:<id>" or "extension:<id>").
     key: str | None = None
-    key_request: str | None = None
+    key_subject: str | None = None
 
     def fresh_within(self, minutes: int, now: float | None = None) -> bool:
         if self.authenticated_at is None:
@@ -52,6 +54,40 @@ class Proof:
 
 
 UNKNOWN = Proof(method="unknown", authenticated_at=None)
+
+
+class StepUpRequired(PermissionDenied):
+    """The rule wants approvers who signed in within `minutes`; this one's proof is older."""
+
+    def __init__(self, minutes: int, rule: str, proof: Proof) -> None:
+        self.minutes = minutes
+        how = ("An API token can't prove a recent sign-in: approve in the portal."
+               if proof.method == "api_token" else "Sign in again, then approve.")
+        super().__init__(f"Rule {rule} asks approvers to have signed in within the last {minutes} minutes. {how}")
+
+
+class SecurityKeyRequired(PermissionDenied):
+    """The rule wants a security key touch naming this very decision."""
+
+    def __init__(self, rule: str, proof: Proof) -> None:
+        how = ("An API token can't touch a security key: approve in the portal."
+               if proof.method == "api_token" else "Approve in the portal and touch your key when asked.")
+        super().__init__(f"Rule {rule} asks for a security key touch with each approval. {how}")
+
+
+def needs_security_key(snapshot: dict[str, Any] | None) -> bool:
+    return bool((snapshot or {}).get("approval_webauthn"))
+
+
+def check(snapshot: dict[str, Any] | None, proof: Proof, subject: str) -> None:
+    """Raise unless `proof` is what the request's rule (its policy snapshot) asks of an approval
+    of `subject` ("request:<id>", or "extension:<id>": extending a session is approving more)."""
+    snap = snapshot or {}
+    minutes = snap.get("approval_reauth_minutes")
+    if minutes and not proof.fresh_within(int(minutes)):
+        raise StepUpRequired(int(minutes), str(snap.get("rule", "")), proof)
+    if needs_security_key(snap) and proof.key_subject != subject:
+        raise SecurityKeyRequired(str(snap.get("rule", "")), proof)
 
 
 def proof_of(request: Any) -> Proof:
@@ -93,7 +129,7 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
             error, status = login_throttle.refusal_message(attempt.refused_until), 429
         elif user.check_password(str(request.POST.get("password", ""))):
             login_throttle.login_succeeded(attempt)
-            auth_audit.remember_proof(request, "password")
+            auth_audit.remember_proof(request, "password", time.time())
             with transaction.atomic():
                 record_event(action="auth.reauthenticated", actor=user, origin=AuditOrigin.from_request(request),
                              data={"method": "password"})

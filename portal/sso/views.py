@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from django.conf import settings
@@ -30,8 +31,9 @@ from portal.sso.groups import GroupsClaimError
 
 log = logging.getLogger(__name__)
 
-REAUTH_STARTED = "ephemera_sso_reauth_started"  # epoch seconds: when this user was sent to sign in again
-SILENT_CHECK = "ephemera_sso_silent_check"  # a prompt=none re-check is under way (portal.sso.recheck)
+# {state: {"purpose": "reauth" | "silent", "at": epoch seconds, "user": id}}: what a sign-in
+# started by a signed-in user is for (a re-authentication, or portal.sso.recheck's re-check).
+PURPOSES = "ephemera_sso_purposes"
 _SKEW_SECONDS = 60
 
 
@@ -53,11 +55,16 @@ class SsoStart(OIDCAuthenticationRequestView):
             self.OIDC_OP_AUTH_ENDPOINT = discovery.provider().authorization_endpoint
         except discovery.DiscoveryError as exc:
             return _unavailable(request, exc)
-        if self._reauth(request):
-            request.session[REAUTH_STARTED] = time.time()
-        elif self._silent(request):
-            request.session[SILENT_CHECK] = True
         response: HttpResponse = super().get(request)
+        # What this one sign-in is for, under its own state: a re-authentication or a re-check in
+        # one tab must not be taken for another started in a second tab.
+        purpose = "reauth" if self._reauth(request) else "silent" if self._silent(request) else ""
+        if purpose:
+            state = parse_qs(urlsplit(response["Location"]).query).get("state", [""])[0]
+            purposes = request.session.get(PURPOSES, {})
+            purposes = dict(list(purposes.items())[-20:])  # bounded, like the library's states
+            purposes[state] = {"purpose": purpose, "at": time.time(), "user": request.user.pk}
+            request.session[PURPOSES] = purposes
         return response
 
     @staticmethod
@@ -73,25 +80,36 @@ class SsoStart(OIDCAuthenticationRequestView):
         if self._reauth(request):
             return {"prompt": "login", "max_age": "0"}
         # A re-check: the provider answers at once, without a page, whether the user is still in.
-        return {"prompt": "none"} if self._silent(request) else {}
+        if self._silent(request):
+            return {"prompt": "none"}
+        # A sign-in: max_age makes every provider put auth_time in the ID token (when the user
+        # last typed their credentials there), which step-up rules read.
+        return {"max_age": str(settings.EPHEMERA_SESSION_MAX_AGE_HOURS * 3600)}
 
 
 class SsoCallback(OIDCAuthenticationCallbackView):
     def get(self, request: HttpRequest) -> HttpResponse:
         if not settings.OIDC_ISSUER:
             raise Http404("single sign-on is not configured")
-        silent = bool(request.session.pop(SILENT_CHECK, False))
+        state = str(request.GET.get("state", ""))
+        states = request.session.get("oidc_states", {})
+        if not state or state not in states:
+            # Replayed (each state is used once), from another browser, or forged: nothing else
+            # in this answer is looked at, an error included.
+            return self._refused(request, "this sign-in link was already used or was not started in this browser",
+                                 target="unknown state")
+        self.purpose = (request.session.get(PURPOSES, {}) or {}).get(state) or {}
+        if PURPOSES in request.session:
+            request.session[PURPOSES] = {k: v for k, v in request.session[PURPOSES].items() if k != state}
         if request.GET.get("error"):
+            del states[state]  # used up, like a successful answer's
+            request.session["oidc_states"] = states
             error = str(request.GET.get("error"))[:60]
-            if silent and request.user.is_authenticated:
+            if self.purpose.get("purpose") == "silent" and request.user.is_authenticated:
                 return self._check_failed(request, error)
             return self._refused(request, f"the identity provider answered {error}: "
-                                          f"{str(request.GET.get('error_description', ''))[:200]}".rstrip(": "))
-        state = request.GET.get("state", "")
-        if not state or state not in request.session.get("oidc_states", {}):
-            # Replayed (each state is used once), from another browser, or forged.
-            return self._refused(request, "this sign-in link was already used or was not started in this browser")
-        self.reauth_started = request.session.get(REAUTH_STARTED)
+                                          f"{str(request.GET.get('error_description', ''))[:200]}".rstrip(": "),
+                                 target=f"provider error {error}")
         try:
             response: HttpResponse = super().get(request)
         except discovery.DiscoveryError as exc:
@@ -105,26 +123,35 @@ class SsoCallback(OIDCAuthenticationCallbackView):
 
     def login_success(self) -> HttpResponse:
         request = self.request
+        purpose = self.purpose.get("purpose", "")
+        if purpose and (not request.user.is_authenticated or request.user != self.user or self.purpose.get("user") != self.user.pk):
+            # A re-check or re-authentication that came back as someone else (another account
+            # signed in at the provider meanwhile): never switch users silently.
+            if request.user.is_authenticated:
+                logout(request)
+            return self._refused(request, "the identity provider answered for another account than the one signed in here",
+                                 target="another account")
         was_signed_in = request.user.is_authenticated and request.user == self.user
         response: HttpResponse = super().login_success()  # logs in (unless already), then redirects
         claims = getattr(request, "sso_claims", {}) or {}
-        auth_time = claims.get("auth_time")
+        raw_auth_time = claims.get("auth_time")
+        # Never in the future: a provider's clock running ahead must not make a proof last longer.
+        auth_time = min(float(raw_auth_time), time.time()) if isinstance(raw_auth_time, (int, float)) else None
         request.session[recheck.CHECKED_AT] = time.time()
-        started = request.session.pop(REAUTH_STARTED, None)
-        if started is not None:
+        if purpose == "reauth":
             # Re-authentication: only a sign-in the provider made after we asked counts.
-            if isinstance(auth_time, (int, float)) and auth_time >= float(started) - _SKEW_SECONDS:
-                auth_audit.remember_proof(request, "sso", float(auth_time))
+            if auth_time is not None and auth_time >= float(self.purpose.get("at", 0)) - _SKEW_SECONDS:
+                auth_audit.remember_proof(request, "sso", auth_time)
                 with transaction.atomic():
                     record_event(action="auth.reauthenticated", actor=self.user, origin=AuditOrigin.from_request(request),
-                                 data={"method": "sso", "auth_time": auth_time})
+                                 data={"method": "sso", "auth_time": raw_auth_time})
                 messages.success(request, "You signed in again.")
             else:
                 messages.error(request, "The identity provider did not ask for your sign-in again, so this does not count "
                                         "as a fresh sign-in (its ID token has no recent auth_time).")
         elif not was_signed_in:
-            proof_at = float(auth_time) if isinstance(auth_time, (int, float)) else time.time()
-            auth_audit.remember_proof(request, "sso", min(proof_at, time.time()))
+            # Without auth_time nothing says when the credentials were typed: no proof for step-up rules.
+            auth_audit.remember_proof(request, "sso", auth_time)
         return response
 
     def _check_failed(self, request: HttpRequest, error: str) -> HttpResponse:
@@ -137,10 +164,11 @@ class SsoCallback(OIDCAuthenticationCallbackView):
         messages.info(request, f"Your sign-in at {settings.OIDC_PROVIDER_NAME} has ended ({error}): sign in again.")
         return redirect("login")
 
-    def _refused(self, request: HttpRequest, reason: str) -> HttpResponse:
+    def _refused(self, request: HttpRequest, reason: str, *, target: str = "token") -> HttpResponse:
+        # The target is ours, never the provider's words: a flood with varied error texts is still
+        # one event per window (portal.attempts).
         record_attempt(action="auth.sso_failed", actor=None, origin=AuditOrigin.from_request(request),
-                       target=reason[:100], data={"reason": reason})
-        request.session.pop(REAUTH_STARTED, None)
+                       target=target, data={"reason": reason})
         response = render(request, "portal/sso_failed.html", {"reason": reason}, status=403)
         response.ephemera_audited = True  # type: ignore[attr-defined]  # not again as access.refused
         return response

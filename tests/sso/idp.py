@@ -151,13 +151,16 @@ class RogueIdP:
     for foreign signatures."""
 
     MODES = ("good", "foreign_signature", "wrong_audience", "no_nonce", "wrong_nonce", "wrong_issuer",
-             "expired", "alg_none", "hs256", "several_audiences", "old_auth_time")
+             "expired", "alg_none", "hs256", "several_audiences", "old_auth_time", "no_auth_time")
 
     def __init__(self) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = secrets.token_hex(6)
         self.mode = "good"
+        self.sub = "rogue-user-1"  # who the provider says signed in
+        self.issuer_suffix = ""  # "/": the provider names itself with a trailing slash (Auth0 does)
+        self.asked: list[dict[str, str]] = []  # the authorization requests it got
         self.groups: list[str] = ["approvers"]
         self.codes: dict[str, dict[str, str]] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -174,8 +177,8 @@ class RogueIdP:
 
     def id_token(self, nonce: str) -> str:
         now = int(time.time())
-        claims: dict[str, Any] = {"iss": self.issuer, "sub": "rogue-user-1", "aud": CLIENT_ID, "iat": now, "exp": now + 300,
-                                  "nonce": nonce, "auth_time": now}
+        claims: dict[str, Any] = {"iss": self.issuer + self.issuer_suffix, "sub": self.sub, "aud": CLIENT_ID, "iat": now,
+                                  "exp": now + 300, "nonce": nonce, "auth_time": now}
         key: Any = self.key
         alg = "RS256"
         mode = self.mode
@@ -194,6 +197,8 @@ class RogueIdP:
             claims["azp"] = "someone-else"
         elif mode == "old_auth_time":
             claims["auth_time"] = now - 3600
+        elif mode == "no_auth_time":
+            del claims["auth_time"]
         elif mode == "foreign_signature":
             key = self.other_key
         if mode == "alg_none":
@@ -221,7 +226,7 @@ class RogueIdP:
                 parts = urlsplit(self.path)
                 if parts.path == "/.well-known/openid-configuration":
                     return self._json({
-                        "issuer": idp.issuer, "authorization_endpoint": idp.issuer + "/auth",
+                        "issuer": idp.issuer + idp.issuer_suffix, "authorization_endpoint": idp.issuer + "/auth",
                         "token_endpoint": idp.issuer + "/token", "userinfo_endpoint": idp.issuer + "/me",
                         "jwks_uri": idp.issuer + "/jwks", "id_token_signing_alg_values_supported": ["RS256"],
                         "code_challenge_methods_supported": ["S256"],
@@ -232,6 +237,7 @@ class RogueIdP:
                                                  "n": _b64(pub.n), "e": _b64(pub.e)}]})
                 if parts.path == "/auth":
                     q = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                    idp.asked.append(q)
                     code = secrets.token_urlsafe(16)
                     idp.codes[code] = q
                     self.send_response(302)
@@ -239,7 +245,7 @@ class RogueIdP:
                     self.end_headers()
                     return None
                 if parts.path == "/me":
-                    return self._json({"sub": "rogue-user-1", "email": "rogue@idp.example", "preferred_username": "rogue",
+                    return self._json({"sub": idp.sub, "email": f"{idp.sub}@idp.example", "preferred_username": idp.sub,
                                        "groups": idp.groups})
                 return self._json({"error": "not_found"}, 404)
 

@@ -88,7 +88,7 @@ def test_the_challenge_names_the_request(use_policy: Any, make_request: Any, ali
     SecurityKey.objects.create(user=bob, name="k", credential_id="AAAA", public_key=b"\x00", rp_id="testserver")
     options = _client(bob).post(f"/requests/{req.pk}/approval-key").json()
     challenge = base64url_to_bytes(options["challenge"])
-    assert challenge.startswith(b"ephemera-approve:" + req.pk.bytes) and len(challenge) == 17 + 16 + 16
+    assert challenge.startswith(b"ephemera-request:" + req.pk.bytes) and len(challenge) == 17 + 16 + 16
     assert options["rpId"] == "testserver" and [c["id"] for c in options["allowCredentials"]] == ["AAAA"]
 
 

@@ -29,7 +29,7 @@ def test_the_rogue_providers_correct_token_signs_in(rogue_idp: Any) -> None:
     client = Client()
     resp = _login(client)
     assert resp.status_code == 302 and resp["Location"] == "/"
-    assert User.objects.filter(sso_identity__subject="rogue-user-1", username="rogue").exists()
+    assert User.objects.filter(sso_identity__subject="rogue-user-1", username="rogue-user-1").exists()
 
 
 @pytest.mark.parametrize(("mode", "says"), [

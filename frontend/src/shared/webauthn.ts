@@ -46,7 +46,12 @@ export async function registerKey(form: HTMLFormElement, status: HTMLElement): P
   status.textContent = "Touch your security key…";
   const optionsRes = await postJson(form.dataset.optionsUrl!, csrf, {});
   if (!optionsRes.ok) {
-    status.textContent = await problem(optionsRes);
+    const body = (await optionsRes.json().catch(() => ({}))) as { detail?: string; reauth?: string };
+    if (body.reauth) {
+      window.location.assign(body.reauth); // a fresh sign-in first, then back to the profile page
+      return;
+    }
+    status.textContent = body.detail ?? `HTTP ${optionsRes.status}`;
     return;
   }
   const o = (await optionsRes.json()) as Json;
