@@ -102,3 +102,10 @@ def test_someone_elses_token_is_not_theirs_to_revoke_but_an_admins(alice: Any, e
 def test_the_token_pages_need_a_sign_in(alice: Any) -> None:
     assert Client().post("/profile/tokens/", {"name": "x", "days": "1"}).status_code == 302
     assert not ApiToken.objects.exists()
+
+
+def test_the_profile_page_is_well_formed(alice: Any) -> None:
+    body = _signed_in(alice).get("/profile/").content.decode()
+    title = body[body.index("<title>"):body.index("</title>")]
+    assert "<" not in title[len("<title>"):] and "Profile" in title
+    assert body.count('id="key-form"') == 1 and body.count('id="token-form"') == 1
