@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from approvals.models import Decision
@@ -48,6 +48,7 @@ class HistoryFilters:
     until: date | None = None
     reviewed: str = ""  # "", "yes" or "no"
     command: str = ""
+    profile: str = ""
 
 
 def history(viewer: Any, filters: HistoryFilters) -> QuerySet[DebugSession]:
@@ -83,8 +84,12 @@ def history(viewer: Any, filters: HistoryFilters) -> QuerySet[DebugSession]:
         qs = qs.filter(reviewed=True)
     elif f.reviewed == "no":
         qs = qs.filter(reviewed=False)
+    if f.profile:
+        qs = qs.filter(request__profile=f.profile)
     if f.command:
-        qs = qs.filter(Exists(SessionCommand.objects.filter(session=OuterRef("pk"), text__icontains=f.command)))
+        matching = SessionCommand.objects.filter(session=OuterRef("pk"), text__icontains=f.command)
+        # The first matching command comes with its row (the page shows it), in the same query.
+        qs = qs.filter(Exists(matching)).annotate(matched_command=Subquery(matching.order_by("pk").values("text")[:1]))
     return qs.order_by("-created_at", "-pk")
 
 

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from approvals.choices import Profile
 from portal import permissions
 from portal.audit import AuditOrigin
 from portal.validators import FORBIDDEN_CHARACTERS_MESSAGE, forbidden_character_errors, forbidden_character_messages
@@ -109,7 +110,7 @@ def _date(value: str) -> date | None:
         return None
 
 
-_TEXT_FILTERS = ("user", "cluster", "namespace", "pod", "node", "status", "reviewed", "command")
+_TEXT_FILTERS = ("user", "cluster", "namespace", "pod", "node", "status", "reviewed", "command", "profile")
 
 
 def _filters(params: Any) -> selectors.HistoryFilters:
@@ -118,6 +119,8 @@ def _filters(params: Any) -> selectors.HistoryFilters:
         text["status"] = ""
     if text["reviewed"] not in ("yes", "no"):
         text["reviewed"] = ""
+    if text["profile"] not in Profile.values:
+        text["profile"] = ""
     return selectors.HistoryFilters(**text, since=_date(params.get("since", "")), until=_date(params.get("until", "")))
 
 
@@ -152,6 +155,7 @@ def session_history(request: HttpRequest) -> HttpResponse:
             "filters": filters,
             "query": query.urlencode(),
             "statuses": SessionStatus.choices,
+            "profiles": Profile.choices,
             "sees_all": permissions.can_see_all_sessions(request.user),
         },
         status=400 if problems else 200,

@@ -30,6 +30,7 @@ def make_sessions(requester: Any, n: int, *, start: int = 0, **fields: Any) -> l
             node=fields.get("node", ""),
             cluster=fields.get("cluster", "default"),
             image="busybox",
+            profile=fields.get("profile", "general"),
             reason="r",
             duration_minutes=10,
             status="approved",
@@ -111,6 +112,21 @@ def test_every_filter_narrows_the_list(db: Any, alice: Any, eve: Any, dave: Any)
     since = (timezone.now() - timedelta(days=1)).date().isoformat()
     assert _ids(_get(dave, since=since)) == ids(base[:1] + payments + node)
     assert _ids(_get(dave, until=(timezone.now() - timedelta(days=20)).date().isoformat())) == ids([old])
+
+
+def test_the_profile_filter_and_column_and_the_matching_command(db: Any, alice: Any, dave: Any) -> None:
+    general = make_sessions(alice, 2)
+    (admin,) = make_sessions(alice, 1, start=5, profile="sysadmin", command="chroot /host systemctl restart kubelet")
+    ids = lambda items: {str(s.pk) for s in items}  # noqa: E731
+    assert _ids(_get(dave, profile="sysadmin")) == ids([admin])
+    assert _ids(_get(dave, profile="general")) == ids(general)
+    assert _ids(_get(dave, profile="root")) == ids(general + [admin])  # not a profile: ignored
+    page = _get(dave).content.decode()
+    assert "<th scope=\"col\">Profile</th>" in page and "<td>sysadmin</td>" in page and "Matching command" not in page
+    found = _get(dave, command="systemctl")
+    assert "Matching command" in found.content.decode()
+    assert [s.matched_command for s in found.context["page"].object_list] == ["chroot /host systemctl restart kubelet"]
+    assert '<code class="matched-command">chroot /host systemctl restart kubelet</code>' in found.content.decode()
 
 
 @pytest.mark.parametrize("params", [{"status": "nonsense"}, {"since": "31/12/2026"}, {"reviewed": "maybe"}, {"page": "x"}])
