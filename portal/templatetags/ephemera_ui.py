@@ -92,3 +92,11 @@ def ticks_as_code(text: Any) -> SafeString:
         return format_html("{}", str(text))
     return mark_safe("".join(format_html("<code>{}</code>", p) if i % 2 else conditional_escape(p)  # noqa: S308 (each part escaped)
                              for i, p in enumerate(parts)))
+
+
+@register.simple_tag
+def audit_said(event: Any) -> Any:
+    """An audit event as a sentence and labelled fields (portal.audit_text)."""
+    from portal.audit_text import describe
+
+    return describe(event)
