@@ -3,15 +3,31 @@ import "./styles/app.css";
 import { BACKGROUND_HEADERS } from "./shared/http";
 import { registerKey, touchToApprove } from "./shared/webauthn";
 
-// Show times in the reader's own time zone; the server renders UTC as the no-JS fallback.
+// One time format everywhere: the reader's own time zone, with the zone named ("Dec 7, 2026,
+// 4:45 AM GMT+1"), and how far off it is where that helps ("in 14 min", "3 min ago": within a
+// day). The server renders UTC as the no-JS fallback; the title keeps it.
+const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+
+function relative(when: Date, now: number): string {
+  const minutes = Math.round((when.getTime() - now) / 60000);
+  if (Math.abs(minutes) >= 24 * 60) return "";
+  if (Math.abs(minutes) >= 60) return RELATIVE.format(Math.round(minutes / 60), "hour");
+  return RELATIVE.format(minutes, "minute");
+}
+
 function localizeTimes(root: ParentNode = document): void {
-  const fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  // Components, not dateStyle/timeStyle: those can't be combined with timeZoneName.
+  const fmt = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit", timeZoneName: "short",
+  });
+  const now = Date.now();
   root.querySelectorAll<HTMLTimeElement>("time[datetime]").forEach((el) => {
     const when = new Date(el.dateTime);
-    if (!Number.isNaN(when.getTime())) {
-      el.title = el.textContent ?? "";
-      el.textContent = fmt.format(when);
-    }
+    if (Number.isNaN(when.getTime())) return;
+    if (!el.dataset.utc) el.dataset.utc = el.textContent ?? "";
+    el.title = el.dataset.utc;
+    const near = relative(when, now);
+    el.textContent = near ? `${fmt.format(when)} (${near})` : fmt.format(when);
   });
 }
 
