@@ -6,7 +6,9 @@ it. An action without a sentence here still reads: its name in words, its data a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 # What each action says; {actor} is who did it ("Ephemera" for the system).
@@ -70,7 +72,13 @@ def actor_label(event: Any) -> str:
     return str(event.actor_name) if event.actor_name else "Ephemera"
 
 
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
 def _value(value: Any) -> str:
+    if isinstance(value, str) and _ISO.fullmatch(value):
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):

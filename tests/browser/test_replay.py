@@ -98,7 +98,7 @@ def test_an_auditor_replays_a_session_and_jumps_to_a_command(browser, portal_url
         expect(commands.nth(0)).to_contain_text("echo first-$((20+1))")
         expect(commands.nth(1)).to_contain_text("echo second-$((40+2))")
         expect(dave.locator("#replay .ap-player")).to_be_visible(timeout=15000)
-        expect(dave.locator("#audit-timeline")).to_contain_text("session.provisioned")
+        expect(dave.locator("#audit-timeline li[data-action=\"session.provisioned\"]")).to_contain_text("Ephemera started the debug container")
         assert dave.evaluate("window.ephemeraReplay.getCurrentTime()") == 0
 
         second_t = float(commands.nth(1).get_attribute("data-t"))

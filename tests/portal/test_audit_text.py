@@ -25,6 +25,12 @@ def test_known_actions_are_sentences_with_labelled_fields() -> None:
                            ("How the approver proved themselves", "method: sso; security key: blue"), ("From", "10.0.0.7")]
 
 
+def test_moments_in_the_data_read_as_utc_times() -> None:
+    said = describe(_event("session.extended", "bob", {"expires_at": "2026-12-07T04:09:03.312731+00:00",
+                                                       "authenticated_at": "2026-12-07T03:54:01Z"}))
+    assert said.fields == [("Ends at", "2026-12-07 04:09:03 UTC"), ("Authenticated at", "2026-12-07 03:54:01 UTC")]
+
+
 def test_the_system_is_named_and_unknown_actions_still_read() -> None:
     assert describe(_event("session.provisioned")).sentence == "Ephemera started the debug container"
     assert describe(_event("session.ended", data={"reason": "", "by": None})).fields == []  # empty values left out
