@@ -6,6 +6,7 @@ it. An action without a sentence here still reads: its name in words, its data a
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,6 +93,17 @@ def _label(key: str) -> str:
     return LABELS.get(key) or key.replace("_", " ").capitalize()
 
 
+def _address(ip: str) -> str:
+    """A client address; the machine's own loopback is named as such (a browser or tool on the
+    portal's host, e.g. `make run`, or the portal's own process)."""
+    try:
+        if ipaddress.ip_address(ip).is_loopback:
+            return f"{ip} (the portal's own machine)"
+    except ValueError:
+        pass
+    return ip
+
+
 def describe(event: Any) -> Described:
     actor = actor_label(event)
     template = SENTENCES.get(event.action)
@@ -103,5 +115,5 @@ def describe(event: Any) -> Described:
     data = event.data if isinstance(event.data, dict) else {}
     fields = [(_label(k), _value(v)) for k, v in data.items() if v not in ("", None, [], {})]
     if event.source_ip:
-        fields.append(("From", str(event.source_ip)))
+        fields.append(("From", _address(str(event.source_ip))))
     return Described(sentence=sentence, fields=fields)

@@ -243,3 +243,17 @@ def test_ending_twice_is_idempotent(client_as: Any, people: Any, make_request: A
     assert client_as("bob").post(f"/api/v1/sessions/{session.pk}/end").status_code == 200
     assert AuditEvent.objects.filter(session=session, action="session.ended").count() == 1
     assert DebugSession.objects.get(pk=session.pk).end_reason == "user"
+
+
+def test_the_api_reference_is_served_from_our_own_files(client_as: Any) -> None:
+    # Public like the schema it shows (no data in it); every call it makes needs a sign-in or a token.
+    resp = client_as("anonymous").get("/api/docs/")
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html and "cdn" not in html.lower()
+    policy = resp["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "'unsafe-inline'" in policy.split("style-src")[1].split(";")[0]
+    assert "unsafe-inline" not in policy.split("style-src")[0]
+    script = client_as("anonymous").get("/api/docs/?script=")
+    assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
+    assert client_as("anonymous").get("/api/v1/requests").status_code == 401

@@ -34,6 +34,7 @@ def test_moments_in_the_data_read_as_utc_times() -> None:
 def test_the_system_is_named_and_unknown_actions_still_read() -> None:
     assert describe(_event("session.provisioned")).sentence == "Ephemera started the debug container"
     assert describe(_event("session.ended", data={"reason": "", "by": None})).fields == []  # empty values left out
+    assert describe(_event("session.connected", "alice", ip="127.0.0.1")).fields == [("From", "127.0.0.1 (the portal's own machine)")]
     odd = describe(_event("session.something_new", "", {"flag": True, "names": ["a", "b"]}))
     assert odd.sentence == "Session: something new (Ephemera)"
     assert odd.fields == [("Flag", "yes"), ("Names", "a, b")]
