@@ -16,7 +16,6 @@ import requests
 from tests.scale.clients import api, ask, connect, nginx_pod, session_of
 
 
-
 @pytest.fixture(scope="module")
 def tokens(deployment: Any) -> dict[str, str]:
     return {name: deployment.manage("create_api_token", name, "--name", "scale") for name in ("alice", "bob", "carol", "dave")}
