@@ -73,3 +73,14 @@ def test_compose_config_refuses_to_run_without_the_secret_key(tmp_path: Path) ->
 def test_the_image_logs_json_by_default() -> None:
     env_lines = [line for line in (tools.REPO / "Dockerfile").read_text().splitlines() if line.startswith("ENV ")]
     assert any("LOG_FORMAT=json" in line.split() for line in env_lines), env_lines
+
+
+def test_the_image_is_described_checked_and_unprivileged() -> None:
+    text = (tools.REPO / "Dockerfile").read_text()
+    stages = text.split("\nFROM ")
+    final = stages[-1]
+    assert final.startswith("${PYTHON_IMAGE}") and "ARG PYTHON_IMAGE=" in stages[0] and "ARG NODE_IMAGE=" in stages[0]
+    assert "USER 10001" in final and "HEALTHCHECK" in final and "/healthz" in final
+    for label in ("title", "version", "source"):
+        assert f"org.opencontainers.image.{label}=" in final
+    assert "npm" not in final and "node build.mjs" not in final  # no build tools in the final stage

@@ -171,3 +171,20 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             yield deployment
         finally:
             deployment.stop()
+
+
+# Module scope: Playwright's sync API keeps an asyncio loop running in this thread while it is
+# open, and the asyncio tests of the other module would fail under it.
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    """Debian's Chromium, as tests/browser drives it (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
