@@ -9,7 +9,11 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${NODE_IMAGE} AS frontend
 WORKDIR /src/frontend
 COPY frontend/package.json frontend/package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# Behind a TLS-inspecting proxy, give its CA as a build secret (--secret id=ca_bundle,src=FILE):
+# used for this download only, never stored in an image layer.
+RUN --mount=type=secret,id=ca_bundle \
+    if [ -f /run/secrets/ca_bundle ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca_bundle; fi; \
+    npm ci --no-audit --no-fund
 COPY frontend/ ./
 RUN node build.mjs
 
@@ -24,7 +28,9 @@ LABEL org.opencontainers.image.title="ephemera" \
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 EPHEMERA_VAR_DIR=/var/lib/ephemera LOG_FORMAT=json
 WORKDIR /app
 COPY requirements/base.txt requirements/base.txt
-RUN pip install --no-cache-dir -r requirements/base.txt
+RUN --mount=type=secret,id=ca_bundle \
+    if [ -f /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
+    pip install --no-cache-dir -r requirements/base.txt
 COPY . .
 COPY --from=frontend /src/frontend/build frontend/build
 RUN SECRET_KEY=build-only ALLOWED_HOSTS=build python manage.py collectstatic --noinput -v 0 \
