@@ -154,10 +154,9 @@ def policy_portal_url(tmp_path_factory: pytest.TempPathFactory, policy_portal_en
         yield url
 
 
-# Package scope, not session: Playwright's sync API runs an asyncio loop in this thread for
-# as long as it is open, and every later test that calls asyncio.run() would then fail.
-@pytest.fixture(scope="package")
-def browser() -> Iterator[object]:
+@contextmanager
+def launched_chromium() -> Iterator[object]:
+    """Debian's Chromium under Playwright, headless (never a downloaded browser)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -166,3 +165,11 @@ def browser() -> Iterator[object]:
             yield chromium
         finally:
             chromium.close()
+
+
+# Package scope, not session: Playwright's sync API runs an asyncio loop in this thread for
+# as long as it is open, and every later test that calls asyncio.run() would then fail.
+@pytest.fixture(scope="package")
+def browser() -> Iterator[object]:
+    with launched_chromium() as chromium:
+        yield chromium

@@ -177,14 +177,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 # open, and the asyncio tests of the other module would fail under it.
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    """Debian's Chromium, as tests/browser drives it (never a downloaded browser)."""
-    from playwright.sync_api import sync_playwright
+    """Debian's Chromium, launched as tests/browser launches it."""
+    from tests.browser.conftest import launched_chromium
 
-    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launched_chromium() as browser:
+        yield browser
