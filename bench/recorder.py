@@ -5,9 +5,10 @@
 
 No network, no Daphne: the pieces the terminal's output goes through in one process.
   - steps: output as the pump hands it over (64 KiB chunks of `seq` or log-like text) through
-    Recorder.output (UTF-8 decode, buffering), then what recording_append does with a batch:
-    asciicast event lines (JSON), zlib at levels 1 and 6, sha256, and the whole append with
-    its database writes; ms of CPU per MB for each;
+    Recorder.output (buffering), then what recording_append does with a batch: raw framing,
+    zstd level 1, sha256, and the whole append with its database writes; next to what a chunk
+    cost before raw framing (UTF-8 decode + asciicast JSON lines, zlib level 1) and what an
+    export now pays to build the .cast; ms of CPU per MB for each;
   - relay: sessions.bridge.pump.Pump over an in-memory attach stream flooding the same output,
     to a client that acknowledges at once, with no recorder, then with the real one
     (sessions.recording.live: hooks, flush loop, its writer thread, the database); MB/s.
@@ -116,7 +117,7 @@ async def relay(data: bytes, *, sid: str = "") -> float:
 
     if record:
         live._on_connect(sid, "bench")
-        pump = Pump(FloodStream(data), send, lambda b: live._on_output(sid, b), hold=lambda: live.backlogged(sid))  # type: ignore[arg-type]
+        pump = Pump(FloodStream(data), send, lambda b: live._on_output(sid, b), hold=lambda: live.hold(sid))  # type: ignore[arg-type]
     else:
         pump = Pump(FloodStream(data), send, lambda b: None)  # type: ignore[arg-type]
     start = time.perf_counter()
@@ -127,7 +128,8 @@ async def relay(data: bytes, *, sid: str = "") -> float:
 
 
 def steps(name: str, data: bytes, runs: int) -> None:
-    from sessions.recording.cast import event_line
+    from sessions.recording import frames
+    from sessions.recording.cast import event_line, utf8_decoder
     from sessions.recording.recorder import Recorder
 
     size = len(data)
@@ -139,26 +141,41 @@ def steps(name: str, data: bytes, runs: int) -> None:
             rec.output(c)
         return rec.take()
 
+    def cast_lines() -> bytes:  # what every chunk cost before raw framing: decode + JSON per event
+        decoder = utf8_decoder()
+        return "".join(event_line(t, "o", decoder.decode(c)) for t, c in enumerate(chunks)).encode()
+
     batch = record()
-    lines = "".join(event_line(t - batch.events[0][0], code, text) for t, code, text in batch.events).encode()
+    payload = frames.encode(batch.events)
+    lines = cast_lines()
     out = [
-        ("Recorder.output (decode, buffer)", cpu_ms_per_mb(record, size, runs)),
-        ("event lines (JSON)", cpu_ms_per_mb(lambda: "".join(event_line(t, c, x) for t, c, x in batch.events).encode(), size, runs)),
-        ("zlib level 1", cpu_ms_per_mb(lambda: zlib.compress(lines, 1), size, runs)),
-        ("zlib level 6", cpu_ms_per_mb(lambda: zlib.compress(lines, 6), size, runs)),
-        ("sha256", cpu_ms_per_mb(lambda: hashlib.sha256(lines).hexdigest(), size, runs)),
+        ("Recorder.output (buffer)", cpu_ms_per_mb(record, size, runs)),
+        ("frames.encode (raw framing)", cpu_ms_per_mb(lambda: frames.encode(batch.events), size, runs)),
+        ("zstd level 1 (now)", cpu_ms_per_mb(lambda: frames.compress(payload), size, runs)),
+        ("sha256", cpu_ms_per_mb(lambda: hashlib.sha256(payload).hexdigest(), size, runs)),
+        ("before: decode + event lines (JSON)", cpu_ms_per_mb(cast_lines, size, runs)),
+        ("before: zlib level 1", cpu_ms_per_mb(lambda: zlib.compress(lines, 1), size, runs)),
+        ("export: frames to .cast lines", cpu_ms_per_mb(
+            lambda: frames.CastRenderer(_epoch()).render(frames.RAW_ZSTD, frames.compress(payload), 0.0), size, runs)),
     ]
-    ratio1 = len(lines) / len(zlib.compress(lines, 1))
-    ratio6 = len(lines) / len(zlib.compress(lines, 6))
-    print(f"{name}: {size // MB} MB, .cast lines {len(lines) / size:.2f}x the output, zlib ratio level 1 {ratio1:.1f}:1, level 6 {ratio6:.1f}:1")
+    zstd_ratio = len(payload) / len(frames.compress(payload))
+    zlib_ratio = len(lines) / len(zlib.compress(lines, 1))
+    print(f"{name}: {size // MB} MB; stored now: zstd 1 {zstd_ratio:.1f}:1 of the raw events; before: zlib 1 {zlib_ratio:.1f}:1 of .cast lines "
+          f"({len(lines) / size:.2f}x the output)")
     for label, ms in out:
-        print(f"  {label:<34} {ms:7.1f} ms CPU per MB")
+        print(f"  {label:<38} {ms:7.1f} ms CPU per MB")
+
+
+def _epoch() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(0, tz=UTC)
 
 
 def append_cost(data: bytes, runs: int) -> None:
     """recording_append as the flusher calls it: 256 KiB batches (an early flush's size)."""
     from sessions.recording.recorder import Recorder
-    from sessions.recording.services import COMPRESS_LEVEL, recording_append
+    from sessions.recording.services import recording_append
 
     times = []
     for _ in range(runs):
@@ -172,8 +189,8 @@ def append_cost(data: bytes, runs: int) -> None:
                 rec.written()
         recording_append(session_id=sid, batch=rec.take(), records_input=True)
         times.append(time.process_time() - start)
-    print(f"  {'output + recording_append (all)':<34} {statistics.median(times) * 1000 / (len(data) / MB):7.1f} ms CPU per MB "
-          f"(zlib level {COMPRESS_LEVEL}; this process only, not the database server)")
+    print(f"  {'output + recording_append (all)':<38} {statistics.median(times) * 1000 / (len(data) / MB):7.1f} ms CPU per MB "
+          "(this process only, not the database server)")
 
 
 def main() -> None:

@@ -216,7 +216,7 @@ class TerminalConsumer(LiveAccessMixin, AsyncWebsocketConsumer):
                 self.early_input.clear()
             self.pump = Pump(self.stream, self._send_frame, self.terminal.record_output, unacked=self.unacked_replay,
                              outbound=probe_for(self.base_send),
-                             hold=lambda: recording.backlogged(self.session_id))
+                             hold=lambda: recording.hold(self.session_id))
             try:
                 await self.pump.run()
             except ClientNotReading as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from portal.kube.attach import STATUS, ChannelStream
 from sessions.bridge import protocol
@@ -32,7 +33,6 @@ COALESCE_SECONDS = 0.004
 COALESCE_BYTES = 64 * 1024
 MAX_FRAME = 256 * 1024
 BURST_BYTES = 1024  # a flush at least this big means bulk output is flowing
-HOLD_POLL_SECONDS = 0.005
 # Queued in the transport, unread by the client: never more than the window for an honest one.
 OUTBOUND_LIMIT = HIGH_WATERMARK + 2 * MAX_FRAME
 
@@ -55,7 +55,7 @@ class Pump:
         low: int = LOW_WATERMARK,
         outbound: Probe | None = None,
         outbound_limit: int = OUTBOUND_LIMIT,
-        hold: Callable[[], bool] | None = None,
+        hold: Callable[[], Awaitable[Any] | None] | None = None,
     ) -> None:
         self.stream = stream
         self._send = send
@@ -64,7 +64,9 @@ class Pump:
         self.low = low
         self._outbound = outbound
         self._outbound_limit = outbound_limit
-        self._hold = hold  # true while the recorder is behind: read no more until it catches up
+        # Returns something to await while the recorder is behind (read no more until it has
+        # caught up), None when it is not: no polling, the pump wakes when a write completes.
+        self._hold = hold
         self.unacked = unacked  # bytes sent to the browser, not yet acknowledged
         self.pending = bytearray()  # read from upstream, not yet sent
         self.paused = False
@@ -112,8 +114,8 @@ class Pump:
                 self.paused = True
                 self._window.clear()
                 await self._window.wait()
-            while self._hold is not None and self._hold():
-                await asyncio.sleep(HOLD_POLL_SECONDS)
+            if self._hold is not None and (behind := self._hold()) is not None:
+                await behind
             event = await self.stream.read()
             if event is None:
                 return

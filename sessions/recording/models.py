@@ -24,7 +24,7 @@ class Recording(models.Model):
     records_input = models.BooleanField()  # EPHEMERA_RECORD_INPUT when the recording began
     chunk_count = models.PositiveIntegerField(default=0)
     event_count = models.PositiveIntegerField(default=0)
-    raw_bytes = models.PositiveBigIntegerField(default=0)  # the events as .cast text
+    raw_bytes = models.PositiveBigIntegerField(default=0)  # the chunks' payloads before compression
     stored_bytes = models.PositiveBigIntegerField(default=0)  # after compression
     duration = models.FloatField(default=0.0)  # time of the last event, seconds
     last_digest = models.CharField(max_length=64, blank=True)  # the chunk chain's head
@@ -34,18 +34,20 @@ class Recording(models.Model):
 
 
 class RecordingChunk(models.Model):
-    """A run of asciicast event lines (complete lines, zlib-compressed) flushed together.
+    """The events flushed together: framed raw events, compressed (sessions/recording/frames.py).
 
     Each chunk stands alone, so a crash loses at most the chunk being written. `digest` is
-    sha256(previous chunk's digest + this chunk's raw lines): a changed or missing chunk
-    breaks the chain (see selectors.verify_recording).
+    sha256(previous chunk's digest + this chunk's payload before compression): a changed or
+    missing chunk breaks the chain (see selectors.verify_recording).
     """
 
     session = models.ForeignKey("debug_sessions.DebugSession", on_delete=models.PROTECT, related_name="recording_chunks")
     seq = models.PositiveIntegerField()
+    # frames.CAST_ZLIB (1) for chunks written before raw framing, frames.RAW_ZSTD (2) since.
+    format = models.PositiveSmallIntegerField(default=1)
     t_end = models.FloatField()  # time of the chunk's last event
     event_count = models.PositiveIntegerField()
-    raw_size = models.PositiveIntegerField()
+    raw_size = models.PositiveIntegerField()  # the payload's size before compression
     data = models.BinaryField()
     digest = models.CharField(max_length=64)
 

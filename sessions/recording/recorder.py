@@ -1,7 +1,9 @@
 """One session's recorder in this process: cheap appends on the terminal's hot path, batches out.
 
 The terminal calls output()/input()/resize()/marker() from the event loop; nothing here
-touches the database. `take()` hands the buffered events to the flusher (sessions.recording
+touches the database, and output is kept as the bytes it was (no decoding, no copy beyond the
+list entry): the event loop's share of recording is an append (sessions/recording/frames.py
+says how it is stored). `take()` hands the buffered events to the flusher (sessions.recording
 .live), which writes them in a thread; a failed write is put back and retried, so an outage
 of the database delays the recording instead of losing it.
 """
@@ -14,13 +16,14 @@ from dataclasses import dataclass, field
 
 from sessions.bridge.registry import ScreenTail
 from sessions.recording.cast import LineTracker, utf8_decoder
+from sessions.recording.frames import Event
 
 WATCH_TAIL = 64 * 1024  # most output a watcher is sent per tick; a flood is cut to its tail
 
 
 @dataclass
 class Batch:
-    events: list[tuple[float, str, str]] = field(default_factory=list)  # (unix time, code, text)
+    events: list[Event] = field(default_factory=list)  # (unix time, code, bytes or text)
     commands: list[tuple[float, str]] = field(default_factory=list)
     size: tuple[int, int] | None = None  # the first size seen, for the header
 
@@ -36,8 +39,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._batch = Batch()
         self._first_size: tuple[int, int] | None = None
-        self._out = utf8_decoder()
-        self._in = utf8_decoder()
+        self._in = utf8_decoder()  # typed input is decoded only to follow command lines
         self._lines = LineTracker()
         self.watch = ScreenTail(WATCH_TAIL)  # output not yet sent to watchers
         # Output bytes taken in but not yet written (buffered + in the write in flight): what
@@ -46,23 +48,22 @@ class Recorder:
         self.backlog = 0
         self._in_flight = 0
     def output(self, data: bytes) -> None:
-        text = self._out.decode(data)
+        if not data:
+            return
         with self._lock:
-            if text:
-                self._batch.events.append((time.time(), "o", text))
+            self._batch.events.append((time.time(), "o", data))
             self.watch.append(data)
             self.backlog += len(data)
 
     def input(self, data: bytes) -> None:
         if not self.record_input:
             return
-        now = time.time()
-        text = self._in.decode(data)
-        if not text:
+        if not data:
             return
-        commands = self._lines.feed(text)
+        now = time.time()
+        commands = self._lines.feed(self._in.decode(data))
         with self._lock:
-            self._batch.events.append((now, "i", text))
+            self._batch.events.append((now, "i", data))
             self._batch.commands.extend((now, c) for c in commands)
 
     def resize(self, cols: int, rows: int) -> None:

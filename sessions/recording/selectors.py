@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from asgiref.sync import sync_to_async
 
+from sessions.recording import frames
 from sessions.recording.cast import header_line
 from sessions.recording.models import Recording, RecordingChunk, SessionCommand
 
@@ -22,9 +23,16 @@ def recording_of(session_id: str) -> Recording | None:
     return Recording.objects.filter(session_id=session_id).first()
 
 
-def _chunks_after(session_id: str, seq: int, limit: int = CHUNKS_PER_READ) -> list[tuple[int, bytes]]:
-    rows = RecordingChunk.objects.filter(session_id=session_id, seq__gt=seq).order_by("seq").values_list("seq", "data")[:limit]
-    return [(s, bytes(d)) for s, d in rows]
+Chunk = tuple[int, int, bytes, float]  # seq, format, data, t_end
+
+
+def _chunks_after(session_id: str, seq: int, limit: int = CHUNKS_PER_READ) -> list[Chunk]:
+    rows = (
+        RecordingChunk.objects.filter(session_id=session_id, seq__gt=seq)
+        .order_by("seq")
+        .values_list("seq", "format", "data", "t_end")[:limit]
+    )
+    return [(s, f, bytes(d), t) for s, f, d, t in rows]
 
 
 def iter_cast(session_id: str, *, title: str) -> Iterator[bytes]:
@@ -33,10 +41,11 @@ def iter_cast(session_id: str, *, title: str) -> Iterator[bytes]:
     if rec is None:
         return
     yield header_line(width=rec.width, height=rec.height, started_at=rec.started_at, title=title).encode()
+    renderer = frames.CastRenderer(rec.started_at)
     last = -1
     while batch := _chunks_after(session_id, last):
-        for seq, data in batch:
-            yield zlib.decompress(data)
+        for seq, fmt, data, t_end in batch:
+            yield renderer.render(fmt, data, t_end)
             last = seq
 
 
@@ -46,10 +55,11 @@ async def aiter_cast(session_id: str, *, title: str) -> AsyncIterator[bytes]:
     if rec is None:
         return
     yield header_line(width=rec.width, height=rec.height, started_at=rec.started_at, title=title).encode()
+    renderer = frames.CastRenderer(rec.started_at)
     last = -1
     while batch := await sync_to_async(_chunks_after)(session_id, last):
-        for seq, data in batch:
-            yield zlib.decompress(data)
+        for seq, fmt, data, t_end in batch:
+            yield renderer.render(fmt, data, t_end)
             last = seq
 
 
@@ -59,15 +69,10 @@ def commands_of(session_id: str) -> list[SessionCommand]:
 
 def output_tail(session_id: str, *, limit: int = 64 * 1024, chunks: int = 20) -> bytes:
     """The recorded output's last bytes (for a watcher whose process has no live screen)."""
-    import json
-
-    rows = list(RecordingChunk.objects.filter(session_id=session_id).order_by("-seq").values_list("data", flat=True)[:chunks])
+    rows = list(RecordingChunk.objects.filter(session_id=session_id).order_by("-seq").values_list("format", "data")[:chunks])
     out = bytearray()
-    for data in reversed(rows):
-        for line in zlib.decompress(bytes(data)).splitlines():
-            _t, code, text = json.loads(line)
-            if code == "o":
-                out += text.encode("utf-8")
+    for fmt, data in reversed(rows):
+        out += frames.output_of(fmt, bytes(data))
     return bytes(out[-limit:])
 
 
@@ -78,12 +83,19 @@ def verify_recording(session_id: str) -> int:
         return 0
     digest = ""
     count = 0
-    for seq, data, stored in (
-        RecordingChunk.objects.filter(session_id=session_id).order_by("seq").values_list("seq", "data", "digest").iterator()
+    for seq, fmt, data, stored in (
+        RecordingChunk.objects.filter(session_id=session_id)
+        .order_by("seq")
+        .values_list("seq", "format", "data", "digest")
+        .iterator()
     ):
         if seq != count:
             raise RecordingBroken(f"chunk {count} is missing")
-        digest = hashlib.sha256(digest.encode() + zlib.decompress(bytes(data))).hexdigest()
+        try:
+            payload = frames.decompress(fmt, bytes(data))
+        except (frames.CorruptChunk, zlib.error) as exc:
+            raise RecordingBroken(f"chunk {seq} was changed") from exc
+        digest = hashlib.sha256(digest.encode() + payload).hexdigest()
         if digest != stored:
             raise RecordingBroken(f"chunk {seq} was changed")
         count += 1

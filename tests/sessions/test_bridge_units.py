@@ -155,13 +155,14 @@ async def test_a_client_whose_transport_queue_passes_the_limit_is_dropped():
 @pytest.mark.asyncio
 async def test_the_pump_holds_while_the_recording_is_behind():
     flood = _Flood()
-    behind = True
-    pump = Pump(flood, lambda _f: asyncio.sleep(0), lambda _d: None, hold=lambda: behind)  # type: ignore[arg-type]
+    caught_up = asyncio.Event()
+    pump = Pump(flood, lambda _f: asyncio.sleep(0), lambda _d: None,  # type: ignore[arg-type]
+                hold=lambda: None if caught_up.is_set() else caught_up.wait())
     task = asyncio.create_task(pump.run())
     try:
         await asyncio.sleep(0.1)
         assert flood.taken == 0
-        behind = False
+        caught_up.set()
         await asyncio.sleep(0.05)
         assert flood.taken > 0
     finally:

@@ -12,7 +12,6 @@ import json
 import re
 import tarfile
 import time
-import zlib
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,7 +25,8 @@ from kubesim.runtime.rootfs import NGINX_CONF
 from portal.kube import get_client
 from portal.models import AuditEvent
 from sessions.files.models import FileTransfer
-from sessions.models import DebugSession, RecordingChunk
+from sessions.models import DebugSession
+from sessions.recording.selectors import iter_cast
 from tests.conftest import TARGET_CONTAINER
 from tests.sessions.conftest import nginx_pod
 
@@ -103,7 +103,7 @@ def test_a_file_of_the_distroless_target_downloads_byte_exact_and_leaves_a_trail
     assert event.data["path"] == "/etc/nginx/nginx.conf" and event.data["sha256"] == digest
     assert event.data["size"] == len(data) and event.data["kept"] is True
     # A marker in the recording, where the replay shows it.
-    cast = b"".join(zlib.decompress(c.data) for c in RecordingChunk.objects.filter(session=session).order_by("seq"))
+    cast = b"".join(iter_cast(str(session.pk), title="t"))
     markers = [json.loads(line) for line in cast.decode().splitlines() if '"m"' in line]
     assert any(m[1] == "m" and "downloaded /etc/nginx/nginx.conf" in m[2] and digest in m[2] for m in markers)
     # Once the session is over, its replay has the transfer as a marker on the timeline.
