@@ -617,10 +617,28 @@ async def part_echo(ctx: Ctx, keystrokes: int) -> None:
     print(f"echo latency added by ephemera: p50 +{e50 - d50:.2f} ms (goal <= 2)  p99 +{e99 - d99:.2f} ms (goal <= 10)", flush=True)
 
 
+MIXED_IN_CONTAINER = Path("/tmp/bench-mixed.txt")
+
+
+def put_file(session: Any, local: Path, remote: Path) -> None:
+    """Copy a file into the session's debug container as a user would (`kubectl exec -i ... cat >`):
+    kubesim's containers have root filesystems of their own, so this machine's files aren't there."""
+    with local.open("rb") as source:
+        subprocess.run(
+            [str(ROOT / ".venv/bin/kubectl"), "exec", "-i", "-n", session.namespace, session.pod, "-c", session.container_name,
+             "--", "sh", "-c", f"cat > {remote}"],
+            stdin=source, check=True, timeout=300, env={**os.environ},
+        )
+
+
 async def part_flood(ctx: Ctx, mb: int, runs: int, kinds: list[str]) -> None:
     size = mb * MB
+    files = ctx.files
+    if "mixed" in kinds:
+        await asyncio.to_thread(put_file, ctx.sessions[0], ctx.files["mixed"], MIXED_IN_CONTAINER)
+        files = {**ctx.files, "mixed": MIXED_IN_CONTAINER}
     for kind in kinds:
-        command = flood_command(kind, size, ctx.files)
+        command = flood_command(kind, size, files)
         speeds: dict[str, list[float]] = {}
         peaks: list[int] = []
         for mode in ("direct", "ephemera"):

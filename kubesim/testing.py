@@ -26,6 +26,15 @@ from kubesim.server import KubeSim
 StateArg = state_mod.State | dict[str, Any] | str | Path | None
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
+# A busybox shell whose image runs as nonroot (uid 65532), as distroless' debug-nonroot does: the
+# image a `restricted` debug container (runAsNonRoot) can start; busybox runs as root and stays
+# in CreateContainerConfigError, as on a cluster.
+NONROOT_IMAGE = "gcr.io/distroless/base:debug-nonroot"
+
+
+def debug_image(profile: str) -> str:
+    """The image kubectl debug with this profile can start on kubesim (and on a cluster)."""
+    return NONROOT_IMAGE if profile == "restricted" else "busybox"
 
 
 class FaultsClient:

@@ -232,7 +232,12 @@ def _failure_for_state(session: DebugSession, state: ContainerState) -> str | No
         detail = f": {state.message}" if state.message else ""
         return f"image {session.request.image} can't be pulled: {state.reason}{detail}"
     if state.state == "waiting" and state.reason in _START_FAILURES:
-        return f"the debug container can't start: {state.describe()}"
+        hint = ""
+        if "runAsNonRoot" in (state.message or ""):
+            # kubectl's restricted profile sets runAsNonRoot; busybox's image runs as root.
+            hint = (f". The {session.request.profile} profile runs the debug container as non-root: ask again with "
+                    "an image whose user is not root (gcr.io/distroless/base:debug-nonroot has a busybox shell)")
+        return f"the debug container can't start: {state.describe()}{hint}"
     return None
 
 

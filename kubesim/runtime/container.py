@@ -14,7 +14,7 @@ from typing import Any
 
 from .cgroups import Cgroup, CgroupRoot
 from .ids import go_duration, new_container_id, now_rfc3339
-from .images import Image, ImageKind, pull_error_message, resolve
+from .images import Image, ImageKind, pull_error_message, resolve, run_as_non_root_error
 from .isolation import Sandbox, SandboxError, Started
 from .logbuffer import LogBuffer
 from .process import Process
@@ -150,6 +150,12 @@ class Container:
             return None
         if self.image.kind is ImageKind.PULL_ERROR:
             await self._pull_forever()
+            return None
+        if (refusal := run_as_non_root_error(self.pod, self.spec, self.image)) is not None:
+            # The kubelet checks before creating the container, on every sync, and reports it
+            # as waiting: the container never starts, and the pod keeps the reason.
+            self.set_waiting("CreateContainerConfigError", refusal)
+            await self._stop.wait()
             return None
         backoff = self.timing.backoff
         while True:

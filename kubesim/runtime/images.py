@@ -15,11 +15,23 @@ class ImageKind(enum.Enum):
     CRASHLOOP = "crashloop"  # exits 1 after about a second
 
 
+NONROOT = 65532  # distroless' and Chainguard's "nonroot" user
+
+
 @dataclass(frozen=True)
 class Image:
     reference: str  # what the pod spec said
     normalized: str  # docker.io/library/busybox:latest, as containerd reports it in status.image
     kind: ImageKind
+
+    @property
+    def user(self) -> int:
+        """The uid the image's config runs as: nonroot for the distroless nginx and for images
+        named like distroless' non-root variants (gcr.io/distroless/base:debug-nonroot: a busybox
+        shell as uid 65532), root (an empty USER) for the rest, busybox included."""
+        if self.kind is ImageKind.DISTROLESS_NGINX or "nonroot" in self.reference.lower():
+            return NONROOT
+        return 0
 
     @property
     def image_id(self) -> str:
@@ -54,6 +66,28 @@ def classify(reference: str) -> ImageKind:
 
 def resolve(reference: str) -> Image:
     return Image(reference=reference, normalized=normalize(reference), kind=classify(reference))
+
+
+def run_as_non_root_error(pod: dict, spec: dict, image: Image) -> str | None:
+    """The kubelet's verifyRunAsNonRoot: why this container may not start, or None.
+
+    With runAsNonRoot (the container's securityContext over the pod's), an explicit runAsUser
+    must not be 0, and without one the image's own user must not be root. kubectl debug's
+    `restricted` profile sets runAsNonRoot, so on a cluster `--profile=restricted
+    --image=busybox` stays in CreateContainerConfigError with this message.
+    """
+    meta = pod.get("metadata", {})
+    pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
+    sc = spec.get("securityContext") or {}
+    if not sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")):
+        return None
+    who = f'(pod: "{meta.get("name")}_{meta.get("namespace", "default")}({meta.get("uid", "")})", container: {spec.get("name")})'
+    run_as = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    if run_as is not None:
+        return f"container's runAsUser breaks non-root policy {who}" if int(run_as) == 0 else None
+    if image.user == 0:
+        return f"container has runAsNonRoot and image will run as root {who}"
+    return None
 
 
 def pull_error_message(image: Image) -> str:

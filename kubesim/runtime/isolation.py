@@ -41,7 +41,7 @@ from .cgroups import CgroupRoot
 from .images import Image, ImageKind
 from .logbuffer import LogBuffer
 from .process import Process
-from .rootfs import NONROOT, Images, RootfsError
+from .rootfs import Images, RootfsError
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def capabilities(security: dict[str, Any]) -> tuple[int, ...]:
 def identity(pod: dict[str, Any], spec: dict[str, Any], image: Image) -> Identity:
     pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
     sc = spec.get("securityContext") or {}
-    image_user = NONROOT if image.kind is ImageKind.DISTROLESS_NGINX else 0
+    image_user = image.user
     uid = sc.get("runAsUser", pod_sc.get("runAsUser", image_user))
     gid = sc.get("runAsGroup", pod_sc.get("runAsGroup", image_user if uid == image_user else 0))
     privileged = bool(sc.get("privileged"))

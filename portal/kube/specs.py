@@ -96,12 +96,21 @@ def _image_base(image: str) -> str:
     return image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
 
 
+def _has_busybox(image: str) -> bool:
+    """busybox and alpine, and distroless' `debug` variants (busybox at /busybox, on PATH)."""
+    if _image_base(image) in _TIMEOUT_IMAGES:
+        return True
+    name = image.split("@", 1)[0]
+    tag = name.rsplit("/", 1)[-1].partition(":")[2]
+    return name.startswith("gcr.io/distroless/") and tag.startswith("debug")
+
+
 def time_limited_command(image: str, seconds: int) -> list[str] | None:
     """`timeout -s KILL SECONDS sh` for images known to have busybox's timeout, else None.
 
     The debug shell then dies on time even if the portal and the reaper are gone for good.
     """
-    if _image_base(image) not in _TIMEOUT_IMAGES:
+    if not _has_busybox(image):
         return None
     return ["timeout", "-s", "KILL", str(int(seconds)), "sh"]
 

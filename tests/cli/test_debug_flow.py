@@ -10,6 +10,7 @@ import time
 import pexpect
 import pytest
 
+from kubesim.testing import NONROOT_IMAGE
 from tests.cli.conftest import TARGET, UUID, Stack, User, pod_request, wait_for
 
 pytestmark = pytest.mark.slow
@@ -83,7 +84,7 @@ def test_debug_approve_attach_detach_attach_extend_end(stack: Stack, alice: User
 
 def test_bulk_output_over_the_flow_control_window_arrives_whole_and_utf8_intact(stack: Stack, alice: User) -> None:
     # `restricted` in default approves itself (demo policy): straight to the shell.
-    child = alice.spawn("debug", stack.nginx, "-n", "default", f"--target={TARGET}", "--profile=restricted",
+    child = alice.spawn("debug", stack.nginx, "-n", "default", f"--target={TARGET}", "--profile=restricted", f"--image={NONROOT_IMAGE}",
                         "--reason", "bulk output", "--duration", "10m")
     child.expect("approved by policy")
     child.expect(r"\[ephemera\] Attached to session")
@@ -103,7 +104,7 @@ def test_bulk_output_over_the_flow_control_window_arrives_whole_and_utf8_intact(
 
 
 def test_an_approver_revoking_the_session_ends_the_terminal_with_exit_8(stack: Stack, alice: User, bob: User) -> None:
-    child = alice.spawn("debug", stack.nginx, "-n", "default", f"--target={TARGET}", "--profile=restricted",
+    child = alice.spawn("debug", stack.nginx, "-n", "default", f"--target={TARGET}", "--profile=restricted", f"--image={NONROOT_IMAGE}",
                         "--reason", "revoke me", "--duration", "10m")
     child.expect(rf"Session ({UUID}) is running")
     sid = child.match.group(1)
@@ -118,7 +119,7 @@ def test_an_approver_revoking_the_session_ends_the_terminal_with_exit_8(stack: S
 
 
 def test_piped_input_reaches_the_shell_and_the_plugin_detaches_when_it_ends(stack: Stack, alice: User) -> None:
-    code, req = alice.api("POST", "/api/v1/requests", pod_request(stack, profile="restricted", reason="scripted"))
+    code, req = alice.api("POST", "/api/v1/requests", pod_request(stack, profile="restricted", image=NONROOT_IMAGE, reason="scripted"))
     assert code == 201 and req["status"] == "approved", req
     sid = wait_for(lambda: (alice.api("GET", f"/api/v1/requests/{req['id']}")[1]["session"] or {}).get("id"), 60)
     result = alice.run("attach", sid, input="echo PIPED$((40+2))\n", timeout=90)
@@ -129,7 +130,7 @@ def test_piped_input_reaches_the_shell_and_the_plugin_detaches_when_it_ends(stac
 
 
 def test_a_cut_cluster_stream_reconnects_to_the_same_shell(stack: Stack, alice: User) -> None:
-    child = alice.spawn("debug", stack.nginx, "-n", "default", f"--target={TARGET}", "--profile=restricted",
+    child = alice.spawn("debug", stack.nginx, "-n", "default", f"--target={TARGET}", "--profile=restricted", f"--image={NONROOT_IMAGE}",
                         "--reason", "flaky network", "--duration", "10m")
     child.expect(rf"Session ({UUID}) is running")
     sid = child.match.group(1)
@@ -147,7 +148,7 @@ def test_a_cut_cluster_stream_reconnects_to_the_same_shell(stack: Stack, alice: 
 
 
 def test_the_time_limit_ends_the_terminal_with_exit_4(stack: Stack, alice: User) -> None:
-    child = alice.spawn("debug", stack.nginx, "-n", "default", f"--target={TARGET}", "--profile=restricted",
+    child = alice.spawn("debug", stack.nginx, "-n", "default", f"--target={TARGET}", "--profile=restricted", f"--image={NONROOT_IMAGE}",
                         "--reason", "short one", "--duration", "10m")
     child.expect(rf"Session ({UUID}) is running")
     sid = child.match.group(1)

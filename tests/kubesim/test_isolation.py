@@ -35,8 +35,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
         yield running
 
 
+NONROOT_IMAGE = "gcr.io/distroless/base:debug-nonroot"  # a busybox shell whose image runs as uid 65532
+
+
 def _debug(cluster: RunningCluster, name: str, profile: str, *, target: bool = True) -> None:
-    args = ["debug", NGINX_POD, "-c", name, "--image=busybox", f"--profile={profile}"]
+    # `restricted` sets runAsNonRoot: a kubelet refuses an image that runs as root (busybox).
+    image = NONROOT_IMAGE if profile == "restricted" else "busybox"
+    args = ["debug", NGINX_POD, "-c", name, f"--image={image}", f"--profile={profile}"]
     if target:
         args.append(f"--target={TARGET}")
     result = cluster.kubectl(*args, "--", "sleep", "600")
@@ -75,8 +80,10 @@ def test_without_target_only_its_own_processes(cluster: RunningCluster) -> None:
     assert rows == [(1, "sleep 600"), (rows[1][0], "ps -o pid,args")]
 
 
+# restricted reads them: its only image that can start runs as nonroot, the target's own uid,
+# and the kernel lets a process without capabilities into another of its uid (as on a node).
 @pytest.mark.parametrize(("profile", "readable"), [("general", True), ("sysadmin", True), ("baseline", False),
-                                                   ("restricted", False), ("netadmin", False)])
+                                                   ("restricted", True), ("netadmin", False)])
 def test_the_targets_files_per_profile(cluster: RunningCluster, profile: str, readable: bool) -> None:
     name = f"files-{profile}"
     _debug(cluster, name, profile)
@@ -88,6 +95,27 @@ def test_the_targets_files_per_profile(cluster: RunningCluster, profile: str, re
         assert (code, conf) == (0, NGINX_CONF), err
     else:
         assert code != 0 and "Permission denied" in err, (code, out, err)
+
+
+def test_restricted_with_an_image_that_runs_as_root_never_starts(cluster: RunningCluster) -> None:
+    """As a kubelet: runAsNonRoot and busybox's root user give CreateContainerConfigError."""
+    result = cluster.kubectl("debug", NGINX_POD, "-c", "rootimage", "--image=busybox", "--profile=restricted",
+                             f"--target={TARGET}", "--", "sleep", "600")
+    assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 10
+    while True:
+        pod = json.loads(cluster.kubectl("get", "pod", NGINX_POD, "-o", "json").stdout)
+        state = next(s for s in pod["status"]["ephemeralContainerStatuses"] if s["name"] == "rootimage")["state"]
+        if "waiting" in state and state["waiting"]["reason"] != "ContainerCreating":
+            break
+        assert time.monotonic() < deadline, state
+        time.sleep(0.2)
+    assert state["waiting"] == {
+        "reason": "CreateContainerConfigError",
+        "message": f'container has runAsNonRoot and image will run as root (pod: "{NGINX_POD}_default'
+                   f'({pod["metadata"]["uid"]})", container: rootimage)',
+    }
+    assert _exec(cluster, "rootimage", "true")[0] != 0
 
 
 def test_capabilities_follow_the_profile(cluster: RunningCluster) -> None:
@@ -104,6 +132,7 @@ def test_capabilities_follow_the_profile(cluster: RunningCluster) -> None:
     assert general & sys_ptrace and not general & net_admin and not general & sys_admin
     _debug(cluster, "caps-restricted", "restricted")
     assert bounding("caps-restricted") == 0
+    assert _exec(cluster, "caps-restricted", "id", "-u")[1] == "65532\n"  # non-root
     _debug(cluster, "caps-sysadmin", "sysadmin")
     assert bounding("caps-sysadmin") & sys_admin
 

@@ -296,3 +296,16 @@ def test_the_demo_payments_namespace_once_it_enforces_baseline(fresh_kube: Any) 
     )
     assert preflight_ephemeral("payments", pod, container("baseline", target="api"), []) is None
     assert ephemeral_names("payments", pod) == []
+
+
+@pytest.mark.parametrize(("image", "limited"), [
+    ("busybox", True), ("busybox:1.36", True), ("docker.io/library/alpine:3.20", True),
+    ("gcr.io/distroless/base:debug-nonroot", True), ("gcr.io/distroless/static-debian12:debug", True),
+    ("gcr.io/distroless/base:nonroot", False),  # no shell at all
+    ("nicolaka/netshoot:v0.13", False), ("evil.example/gcr.io/distroless/base:debug", False),
+])
+def test_the_in_cluster_time_limit_wraps_only_images_known_to_have_busybox(image: str, limited: bool) -> None:
+    from portal.kube import specs
+
+    command = specs.time_limited_command(image, 600)
+    assert command == (["timeout", "-s", "KILL", "600", "sh"] if limited else None)

@@ -56,6 +56,22 @@ def term_users(transactional_db: Any, settings: Any) -> SimpleNamespace:
     return users
 
 
+@pytest.fixture
+def nonroot_image_allowed(use_policy: Any) -> None:
+    """The default policy, plus the non-root shell image a `restricted` debug container needs."""
+    from kubesim.testing import NONROOT_IMAGE
+
+    use_policy(f'{{images: [busybox, "{NONROOT_IMAGE}"], rules: [{{name: default}}]}}')
+
+
+def kubectl_command(image: str, seconds: int) -> list[str]:
+    """The shell Ephemera runs in a debug container of `image`, as kubectl debug's `-- COMMAND`."""
+    from portal.kube import specs
+
+    command = specs.time_limited_command(image, seconds)
+    return ["--", *command] if command else []
+
+
 def nginx_pod() -> str:
     from portal.kube import get_client
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from approvals import services as request_services
-from kubesim.testing import run_cluster
+from kubesim.testing import debug_image, run_cluster
 from portal.kube import get_client, specs
 from portal.kube.errors import KubeNotFound
 from portal.models import AuditEvent
@@ -26,6 +26,7 @@ from sessions.choices import EndReason, SessionStatus
 from sessions.models import DebugSession
 from sessions.reaper import reap_once
 from tests.conftest import _forget, _point_at
+from tests.sessions.conftest import kubectl_command
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -57,7 +58,7 @@ def _pod_creates(log: Path, *, dry_run: bool = False) -> list[dict[str, Any]]:
 def copy_request(alice: Any, bob: Any, *, pod: str, container: str, profile: str = "general",
                  copy: dict[str, Any] | None = None, namespace: str = "payments") -> DebugSession:
     req = request_services.request_create(requester=alice, kind="copy", namespace=namespace, pod=pod,
-                                          container=container, image="busybox", profile=profile, reason="copy it",
+                                          container=container, image=debug_image(profile), profile=profile, reason="copy it",
                                           duration_minutes=15, origin=None, ticket="INC-1", copy=copy or {})
     if req.status == "pending":
         request_services.request_approve(request_id=req.pk, approver=bob, origin=None)
@@ -82,7 +83,7 @@ CASES = [
 
 @pytest.mark.parametrize(("profile", "options", "flags"), CASES, ids=[c[0] for c in CASES])
 def test_the_copy_equals_the_one_kubectl_creates(profile: str, options: dict[str, Any], flags: list[str], settings: Any,
-                                                 alice: Any, bob: Any, tmp_path: Path) -> None:
+                                                 alice: Any, bob: Any, tmp_path: Path, nonroot_image_allowed: None) -> None:
     ours_log, theirs_log = tmp_path / "ours.log", tmp_path / "theirs.log"
     with run_cluster(tmp_path / "ours", audit_log=ours_log) as ours:
         _point_at(ours, settings)
@@ -96,9 +97,9 @@ def test_the_copy_equals_the_one_kubectl_creates(profile: str, options: dict[str
     with run_cluster(tmp_path / "theirs", audit_log=theirs_log) as theirs:
         result = theirs.kubectl(
             "debug", PAYMENTS_API, "-n", "payments", f"--copy-to={session.pod}", "-c", session.container_name,
-            "-i", "-t", "--attach=false", "--image=busybox", f"--profile={profile}", *flags,
+            "-i", "-t", "--attach=false", f"--image={debug_image(profile)}", f"--profile={profile}", *flags,
             f"--env=EPHEMERA_SESSION={session.pk}",
-            "--", *specs.time_limited_command("busybox", services.cluster_time_limit_seconds(session.request)),
+            *kubectl_command(debug_image(profile), services.cluster_time_limit_seconds(session.request)),
         )
         assert result.returncode == 0, result.stderr
     (ours_pod,), (their_pod,) = _pod_creates(ours_log), _pod_creates(theirs_log)

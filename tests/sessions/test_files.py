@@ -22,6 +22,7 @@ from rest_framework.test import APIClient
 
 from approvals.policy.schema import parse
 from kubesim.runtime.rootfs import NGINX_CONF
+from kubesim.testing import debug_image
 from portal.kube import get_client
 from portal.models import AuditEvent
 from sessions.files.models import FileTransfer
@@ -33,7 +34,7 @@ from tests.sessions.conftest import nginx_pod
 pytestmark = [pytest.mark.timeout(120)]
 
 POLICY = """
-images: [busybox]
+images: [busybox, "gcr.io/distroless/base:debug-nonroot"]
 rules:
   - name: uploads
     match: {profile: [netadmin]}
@@ -54,7 +55,7 @@ def running(users: SimpleNamespace, profile: str = "general") -> DebugSession:
     from approvals.services import request_approve, request_create
 
     req = request_create(requester=users.alice, namespace="default", pod=nginx_pod(), container=TARGET_CONTAINER,
-                         image="busybox", profile=profile, reason="files", duration_minutes=30, origin=None)
+                         image=debug_image(profile), profile=profile, reason="files", duration_minutes=30, origin=None)
     request_approve(request_id=req.pk, approver=users.bob, origin=None)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -15,13 +15,14 @@ from django.test import Client
 from django.urls import reverse
 
 from approvals import services as request_services
-from kubesim.testing import run_cluster
+from kubesim.testing import debug_image, run_cluster
 from portal.kube import KubeNotFound, get_client, specs
 from portal.models import AuditEvent
 from sessions import services
 from sessions.choices import EndReason, SessionStatus
 from sessions.models import DebugSession
 from tests.conftest import _forget, _point_at
+from tests.sessions.conftest import kubectl_command
 from tests.sessions.test_provision import provision, session_pids
 
 NODE = "debian-11"
@@ -29,7 +30,7 @@ NODE = "debian-11"
 
 def node_session(alice: Any, bob: Any, *, profile: str = "general", duration: int = 15) -> DebugSession:
     req = request_services.request_create(
-        requester=alice, kind="node", node=NODE, image="busybox", profile=profile,
+        requester=alice, kind="node", node=NODE, image=debug_image(profile), profile=profile,
         reason="kubelet restarts", duration_minutes=duration, origin=None,
     )
     request_services.request_approve(request_id=req.pk, approver=bob, origin=None)
@@ -66,7 +67,7 @@ def _wait(predicate: Any, seconds: float = 15) -> bool:
 @pytest.mark.parametrize("profile", ["general", "baseline", "restricted", "netadmin", "sysadmin"])
 def test_the_node_pod_equals_the_one_kubectl_creates(
     profile: str, settings: Any, alice: Any, bob: Any, tmp_path: Path
-) -> None:
+, nonroot_image_allowed: None) -> None:
     """Ephemera and the real kubectl (which POSTs protobuf; kubesim decodes it) each debug the
     same node with the same flags; the apiserver audit logs must show the same pod, except
     for the name's random suffix and the labels that tie ours to its session."""
@@ -85,9 +86,9 @@ def test_the_node_pod_equals_the_one_kubectl_creates(
             _forget()
     with run_cluster(tmp_path / "theirs", audit_log=theirs_log) as theirs:
         result = theirs.kubectl(
-            "debug", f"node/{NODE}", "-n", "default", "-i", "-t", "--attach=false", "--image=busybox",
+            "debug", f"node/{NODE}", "-n", "default", "-i", "-t", "--attach=false", f"--image={debug_image(profile)}",
             f"--profile={profile}", f"--env=EPHEMERA_SESSION={session.pk}",
-            "--", *specs.time_limited_command("busybox", services.cluster_time_limit_seconds(session.request)),
+            *kubectl_command(debug_image(profile), services.cluster_time_limit_seconds(session.request)),
         )
         assert result.returncode == 0, result.stderr
     (ours_pod,), (their_pod,) = _creates(ours_log), _creates(theirs_log)

@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from approvals import services as request_services
-from kubesim.testing import run_cluster
+from kubesim.testing import NONROOT_IMAGE, debug_image, run_cluster
 from portal.audit import verify_chain
 from portal.kube import get_client, specs
 from portal.models import AuditEvent
@@ -21,6 +21,7 @@ from sessions import services
 from sessions.choices import EndReason, SessionStatus
 from sessions.models import DebugSession
 from tests.conftest import TARGET_CONTAINER, _forget, _point_at
+from tests.sessions.conftest import kubectl_command
 
 FORBIDDEN = (
     'pods "{pod}" is forbidden: User "system:serviceaccount:ephemera:portal" cannot patch resource '
@@ -88,7 +89,7 @@ def _patches(log: Path, *, dry_run: bool = False) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("profile", ["general", "baseline", "restricted", "netadmin", "sysadmin"])
-def test_the_patches_equal_the_ones_kubectl_sends(profile: str, settings: Any, alice: Any, bob: Any, tmp_path: Path) -> None:
+def test_the_patches_equal_the_ones_kubectl_sends(profile: str, settings: Any, alice: Any, bob: Any, tmp_path: Path, nonroot_image_allowed: None) -> None:
     """Two identical clusters: Ephemera adds two debug containers to the pod in one, the real
     kubectl adds the same two (same names, same env) in the other. The apiserver audit logs
     must show the same PATCH bodies, including kubectl's $setElementOrder on the second."""
@@ -99,7 +100,7 @@ def test_the_patches_equal_the_ones_kubectl_sends(profile: str, settings: Any, a
         try:
             pod = pod_name()
             for _ in range(2):
-                session = provision(approved_session(alice, bob, pod, profile=profile))
+                session = provision(approved_session(alice, bob, pod, profile=profile, image=debug_image(profile)))
                 assert session.status == SessionStatus.RUNNING, session.failure_message
                 sessions.append(session)
             for session in sessions:
@@ -119,13 +120,12 @@ def test_the_patches_equal_the_ones_kubectl_sends(profile: str, settings: Any, a
                 "--attach=false",
                 "-c",
                 session.container_name,
-                "--image=busybox",
+                f"--image={debug_image(profile)}",
                 f"--target={TARGET_CONTAINER}",
                 f"--profile={profile}",
                 f"--env=EPHEMERA_SESSION={session.pk}",
                 # the in-cluster time limit Ephemera wraps a busybox shell in
-                "--",
-                *specs.time_limited_command("busybox", services.cluster_time_limit_seconds(session.request)),
+                *kubectl_command(debug_image(profile), services.cluster_time_limit_seconds(session.request)),
             )
             assert result.returncode == 0, result.stderr
     ours_patches, theirs_patches = _patches(ours_log), _patches(theirs_log)
@@ -207,6 +207,22 @@ def test_an_image_that_cant_be_pulled_fails_clearly(alice: Any, bob: Any, nginx_
         session.failure_message
     )
     assert AuditEvent.objects.get(session=session, action="session.failed").data["message"] == session.failure_message
+
+
+def test_restricted_with_an_image_that_runs_as_root_fails_with_the_kubelets_reason_and_a_way_out(
+    alice: Any, bob: Any, nginx_pod: str, nonroot_image_allowed: None
+) -> None:
+    session = provision(approved_session(alice, bob, nginx_pod, profile="restricted", image="busybox"))
+    assert session.status == SessionStatus.FAILED
+    assert session.failure_message.startswith(
+        "the debug container can't start: waiting: CreateContainerConfigError: container has runAsNonRoot and image "
+        f'will run as root (pod: "{nginx_pod}_default('), session.failure_message
+    assert "restricted profile runs the debug container as non-root" in session.failure_message
+    assert "gcr.io/distroless/base:debug-nonroot" in session.failure_message
+    # The image it names works: non-root, no capabilities.
+    session = provision(approved_session(alice, bob, nginx_pod, profile="restricted", image=NONROOT_IMAGE))
+    assert session.status == SessionStatus.RUNNING, session.failure_message
+    services.session_end(session_id=session.pk, actor=alice, reason=EndReason.USER)
 
 
 def test_a_forbidden_patch_names_the_missing_permission(alice: Any, bob: Any, nginx_pod: str, kube: Any) -> None:
