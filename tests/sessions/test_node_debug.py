@@ -216,6 +216,12 @@ async def test_node_request_terminal_end_pod_gone(term_kube: Any, term_users: An
         await _ready(term)
         out = await term.run('echo "marker=$EPHEMERA_SESSION"', "nd")
         assert f"marker={sid}".encode() in out
+        # A root shell on the node, as the form says: /host is the node's root filesystem, and
+        # hostPID shows that node's pods (the nginx on debian-11) and nothing of this machine.
+        host = await term.run("chroot /host cat /etc/hostname; hostname", "host")
+        assert host.split() == [NODE.encode(), NODE.encode()], host
+        ps = await term.run("ps -o args", "nps")
+        assert b"nginx: master process" in ps and b"pytest" not in ps and b"daphne" not in ps, ps
         await sync_to_async(services.session_end)(session_id=sid, actor=term_users.alice, reason=EndReason.USER)
         assert await term.until_closed(15) == protocol.CLOSE_GONE
     finally:
