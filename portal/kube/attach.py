@@ -27,9 +27,11 @@ log = logging.getLogger(__name__)
 
 # asyncio gives every TLS connection a zero-filled read buffer of SSLProtocol.max_size
 # (256 KiB): with one TLS attach stream per open terminal that alone was most of an idle
-# terminal's memory (bench/terminal.py). 64 KiB reads still keep a flood fast (one read
-# fills a coalesced frame), so lower it, process-wide, once.
-_TLS_READ_BUFFER = 64 * 1024
+# terminal's memory. One TLS record is at most 16 KiB, so 16 KiB reads lose little: an
+# aiohttp TLS websocket flood read 322-435 MB/s with them vs 408-431 MB/s with 64 KiB, far
+# above what a terminal relays; idle memory per terminal (bench/terminal.py --only idle,
+# 100 terminals) 184 KiB with 64 KiB reads, 137 KiB with 16 KiB. Process-wide, set once.
+_TLS_READ_BUFFER = 16 * 1024
 if getattr(asyncio.sslproto.SSLProtocol, "max_size", 0) > _TLS_READ_BUFFER:
     asyncio.sslproto.SSLProtocol.max_size = _TLS_READ_BUFFER
 
