@@ -194,7 +194,10 @@ class Container:
     async def _run_once(self) -> int:
         self.container_id = new_container_id()
         started = now_rfc3339()
-        cgroup = self._cgroups.new(f"{self.namespace}_{self.pod_name}_{self.name}") if self._cgroups else None
+        # Named after the container id, as containerd names it (cri-containerd-<id>.scope): from
+        # inside a pod that shares its PID namespace, that is how a process is told to be the
+        # target's (/proc/<pid>/cgroup).
+        cgroup = self._cgroups.new(f"cri-containerd-{self.container_id}.scope") if self._cgroups else None
         try:
             if self._sandbox is not None:
                 sandboxed = await self._start_sandboxed(self._sandbox, cgroup)

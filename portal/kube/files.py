@@ -49,6 +49,14 @@ if [ -f "$p" ]; then
 fi
 echo special
 """
+# $1: the target container's id. Its processes are the ones whose cgroup names it (containerd
+# names a container's cgroup after its id: .../cri-containerd-<id>.scope); the lowest pid is its
+# first process. /proc/<pid>/cgroup is readable by anyone, whatever the profile.
+FIND_SCRIPT = """
+for d in /proc/[0-9]*; do
+  grep -q -- "$1" "$d/cgroup" 2>/dev/null && echo "${d#/proc/}"
+done | sort -n | head -n 1
+"""
 READ_FILE = 'exec cat -- "$1"'
 READ_DIR = 'cd -- "$(dirname -- "$1")" && exec tar czf - -- "$(basename -- "$1")"'
 WRITE_FILE = 'mkdir -p -- "$(dirname -- "$1")" && exec cat > "$1"'
@@ -82,6 +90,24 @@ def clean_path(path: str) -> str:
 def inside(root: str, path: str) -> str:
     """`path` (clean) as the debug container reaches it under `root` (/proc/1/root, /host, or /)."""
     return path if root == "/" else root.rstrip("/") + path
+
+
+def target_pid(namespace: str, pod: str, container: str, target_id: str) -> int:
+    """The pid, as the debug container sees it, of the first process of the container `target_id`
+    (a containerd id, from the pod's status): where a pod shares one PID namespace the target is
+    not PID 1 (the pause process is)."""
+    if not target_id or not all(c in "0123456789abcdef" for c in target_id):
+        raise FileError("The target container has no container id yet (is it running?).", 409)
+    try:
+        code, output = get_client().exec_command(namespace, pod, container, ["sh", "-c", FIND_SCRIPT, "ephemera_find", target_id],
+                                                 timeout=STREAM_TIMEOUT)
+    except KubeError as exc:
+        raise FileError(f"The debug container can't be reached: {exc.message}", 502) from None
+    found = output.strip()
+    if code != 0 or not found.isdigit():
+        raise FileError("The target container's processes can't be seen from the debug container "
+                        "(is the target running?).", 409)
+    return int(found)
 
 
 def stat_path(namespace: str, pod: str, container: str, path: str) -> PathInfo:

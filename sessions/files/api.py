@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 
 from portal.audit import AuditOrigin
 from portal.kube.config import load_connection
+from portal.kube.errors import KubeError
 from portal.kube.files import FileError, clean_path, inside, read_stream, stat_path, write_stream
 from portal.kube.useragent import acting_for
 from sessions.files import services
@@ -80,13 +81,15 @@ class SessionFilesView(APIView):
             rules = services.check_allowed(request.user, session, direction)
         except TransferRefused as exc:
             return _refuse(request, session, direction, path, exc)
-        where = inside(services.target_root(session), path)
         username = request.user.get_username()
         try:
             with acting_for(session.pk, username):
+                where = inside(services.resolve_root(session), path)
                 info = stat_path(session.namespace, session.pod, session.container_name, where)
         except FileError as exc:
             return Response({"detail": exc.message}, status=exc.status)
+        except KubeError as exc:
+            return Response({"detail": f"The cluster can't be asked about the target: {exc.message}"}, status=502)
         cap = rules.max_mb * MB
         if info.size is not None and info.size > cap:
             return Response({"detail": f"The file is {info.size} bytes: over this rule's limit of {rules.max_mb} MB."},

@@ -13,6 +13,8 @@ from django.db import transaction
 from approvals.choices import RequestKind
 from approvals.policy.schema import Files
 from portal.audit import AuditOrigin, record_event
+from portal.kube.client import get_client
+from portal.kube.files import target_pid
 from sessions.choices import SessionStatus
 from sessions.files.models import FileTransfer, FileTransferChunk
 from sessions.models import DebugSession
@@ -40,9 +42,33 @@ def files_rules(session: DebugSession) -> Files:
 
 
 def target_root(session: DebugSession) -> str:
-    """Where the debug container reaches the target's filesystem: the target's PID 1 (the
-    container it joined with --target), or the node's root at /host."""
-    return "/host" if session.request.kind == RequestKind.NODE else "/proc/1/root"
+    """Where the debug container reaches the target's filesystem, as the page says it: the
+    node's root at /host, the target's PID 1 (the container it joined with --target), or, in a
+    copy whose containers share one PID namespace, the target's first process."""
+    if session.request.kind == RequestKind.NODE:
+        return "/host"
+    if session.request.kind == RequestKind.COPY:
+        return "/proc/<the target's pid>/root"
+    return "/proc/1/root"
+
+
+def resolve_root(session: DebugSession) -> str:
+    """The root to read under, found in the cluster now (call within acting_for); FileError if none.
+
+    Where the target's pod shares one PID namespace (shareProcessNamespace: a copy made with
+    share_processes, or a pod that asks for it) PID 1 is the pause process, so the target's
+    first process is looked up by its container id.
+    """
+    if session.request.kind == RequestKind.NODE:
+        return "/host"
+    pod = get_client().get_pod_raw(session.namespace, session.pod)
+    if not (pod.get("spec") or {}).get("shareProcessNamespace"):
+        return "/proc/1/root"
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    target: dict[str, Any] = next((c for c in statuses if c.get("name") == session.request.container), {})
+    container_id = str(target.get("containerID") or "").partition("://")[2]
+    pid = target_pid(session.namespace, session.pod, session.container_name, container_id)
+    return f"/proc/{pid}/root"
 
 
 def check_allowed(user: Any, session: DebugSession, direction: str) -> Files:
@@ -51,10 +77,11 @@ def check_allowed(user: Any, session: DebugSession, direction: str) -> Files:
         raise TransferRefused("Only the session's requester can move files in and out of it.")
     if session.status != SessionStatus.RUNNING:
         raise TransferRefused("The session is not running.", 409)
-    if session.request.kind == RequestKind.COPY:
-        # In a copy the target is not PID 1 to reach through /proc/1/root (the pause process
-        # is, when processes are shared): not offered until the target's pid is found reliably.
-        raise TransferRefused("Files can't be moved in a copy's session yet; use the terminal.", 400)
+    shares = (session.request.copy_options or {}).get("share_processes", True)
+    if session.request.kind == RequestKind.COPY and not shares and direction == FileTransfer.Direction.DOWNLOAD:
+        # Without one PID namespace the debug container can't see the target's processes at all.
+        raise TransferRefused("This copy was made without shared processes (share_processes: false): the debug "
+                              "container can't reach the target's files. Uploads and the terminal still work.", 400)
     rules = files_rules(session)
     allowed = rules.download if direction == FileTransfer.Direction.DOWNLOAD else rules.upload
     if not allowed:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rest_framework.test import APIClient
 
 from approvals import services as request_services
 from kubesim.testing import debug_image, run_cluster
@@ -27,6 +28,7 @@ from sessions.models import DebugSession
 from sessions.reaper import reap_once
 from tests.conftest import _forget, _point_at
 from tests.sessions.conftest import kubectl_command
+from tests.sessions.test_files import body
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -139,6 +141,15 @@ def test_a_crashlooping_pod_is_debugged_through_its_copy(transactional_db: Any, 
     # The debug shell shares the copy's process namespace: the worker's `sleep infinity` is there.
     code, out = client.exec_command("payments", session.pod, session.container_name, ["ps", "-o", "args"])
     assert code == 0 and "sleep infinity" in out, out
+    # Files come from the target, not PID 1 (the pause process) nor the debug container: the
+    # target's pid is found by its container id. A file only the worker has:
+    code, out = client.exec_command("payments", session.pod, "worker", ["sh", "-c", "echo only-in-the-worker > /tmp/where"])
+    assert code == 0, out
+    files = APIClient()
+    files.force_authenticate(alice)
+    resp = files.get(f"/api/v1/sessions/{session.pk}/files", {"path": "/tmp/where"})
+    assert resp.status_code == 200, getattr(resp, "data", resp)
+    assert body(resp) == b"only-in-the-worker\n"
     event = AuditEvent.objects.get(session=session, action="session.created")
     assert event.request.copy_options["command"] == ["sleep", "infinity"]
 
@@ -153,6 +164,16 @@ def test_a_crashlooping_pod_is_debugged_through_its_copy(transactional_db: Any, 
     # The original is untouched: same pod, same uid, still crashing as before.
     still = client.get_pod_raw("payments", LEDGER)
     assert still["metadata"]["uid"] == original["metadata"]["uid"]
+
+
+def test_a_copy_without_shared_processes_says_why_its_targets_files_cant_be_read(kube: Any, alice: Any, bob: Any) -> None:
+    session = provision(copy_request(alice, bob, pod=PAYMENTS_API, container="api", copy={"share_processes": False}))
+    assert session.status == SessionStatus.RUNNING, session.failure_message
+    files = APIClient()
+    files.force_authenticate(alice)
+    resp = files.get(f"/api/v1/sessions/{session.pk}/files", {"path": "/etc/hostname"})
+    assert resp.status_code == 400 and "share_processes: false" in resp.json()["detail"], resp.content
+    services.session_end(session_id=session.pk, actor=alice, reason=EndReason.USER)
 
 
 def test_the_reaper_deletes_a_copy_a_crash_left_behind(kube: Any, alice: Any, bob: Any) -> None:
