@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from approvals.policy.schema import BUILTIN, PolicyError, RequestSpec, parse
+from approvals.policy.schema import BUILTIN, Files, PolicyError, RequestSpec, parse
 from tests.portal.test_settings import start
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,6 +44,11 @@ def _parse(text: str):  # type: ignore[no-untyped-def]
         ("rules: [{name: a, clock: midnight}]", "rule a: clock: one of approval, first_connect"),
         ("rules: [{name: a, approvers: []}]", "rule a: approvers: give a list of non-empty strings"),
         ("images: []\nrules: [{name: a}]", "images: list at least one debug image"),
+        ("rules: [{name: a, files: true}]", "rule a: files: a mapping with download, upload and max_mb"),
+        ("rules: [{name: a, files: {download: yes-please}}]", "rule a: files.download: true or false"),
+        ("rules: [{name: a, files: {upload: 1}}]", "rule a: files.upload: true or false"),
+        ("rules: [{name: a, files: {max_mb: 0}}]", "rule a: files.max_mb: give a whole number from 1 to 1024"),
+        ("rules: [{name: a, files: {ftp: true}}]", "rule a: files: unknown key 'ftp'"),
     ],
 )
 def test_every_problem_names_the_file_the_rule_and_the_key(text: str, message: str) -> None:
@@ -60,6 +65,7 @@ rules:
   - {name: dev, match: {namespace: ["dev-*"], profile: [restricted, baseline], kind: [pod]}, approvals: 0}
   - {name: netshoot, match: {image: ["nicolaka/netshoot:*"]}}
   - {name: prod-cluster, match: {cluster: [prod]}, approvals: 2}
+  - {name: copies, match: {kind: [copy]}, approvals: 2, files: {download: false, upload: true, max_mb: 5}}
   - {name: default}
 """)
 
@@ -75,8 +81,23 @@ rules:
     assert rule(image="nicolaka/netshoot:v0.13") == "netshoot"
     assert rule(cluster="prod") == "prod-cluster"
     assert rule(cluster="prod", kind="node", namespace="") == "nodes"  # order decides
+    assert rule(kind="copy") == "copies"
+    assert rule(kind="copy", namespace="dev-x", profile="baseline") == "copies"  # dev matches pods only
+    copies = policy.rule_for(RequestSpec("c", "default", "copy", "general", "busybox"))
+    assert copies is not None and copies.files_for(kind="copy", profile="general") == Files(False, True, 5)
     without_default = _parse("rules: [{name: nodes, match: {kind: [node]}}]")
     assert without_default.rule_for(RequestSpec("c", "default", "pod", "general", "busybox")) is None
+
+
+@pytest.mark.parametrize(("kind", "profile", "download"), [
+    ("pod", "general", True), ("pod", "restricted", True), ("copy", "baseline", True),
+    ("pod", "sysadmin", False), ("copy", "sysadmin", False), ("node", "general", False), ("node", "baseline", False),
+])
+def test_a_rule_that_says_nothing_of_files_allows_downloads_below_sysadmin_and_never_uploads(
+    kind: str, profile: str, download: bool
+) -> None:
+    rule = _parse("rules: [{name: default}]").rule_for(RequestSpec("c", "default", kind, profile, "busybox"))
+    assert rule is not None and rule.files_for(kind=kind, profile=profile) == Files(download, False, 50)
 
 
 def test_the_builtin_policy_behaves_like_the_old_defaults() -> None:

@@ -42,6 +42,9 @@ rules:
   - name: no-files
     match: {profile: [restricted]}
     files: {download: false}
+  - name: small
+    match: {profile: [sysadmin]}
+    files: {download: true, max_mb: 1}
   - name: default
 """
 
@@ -183,6 +186,32 @@ def test_an_upload_lands_in_the_debug_container_within_the_rules_limit(term_kube
     assert event.data["size"] == len(tool) and event.data["kept"] is False
     big = alice.post(f"{url}?path=/tmp/big", data=b"x" * (1024 * 1024 + 1), content_type="application/octet-stream")
     assert big.status_code == 413
+
+
+def test_a_download_over_the_rules_limit_is_refused_up_front_and_a_directory_is_cut_off(
+    term_kube: Any, term_users: SimpleNamespace, files_policy: None
+) -> None:
+    session = running(term_users, profile="sysadmin")
+    # A 2 MB file in the target (written through the debug container: the target has no shell).
+    code, out = get_client().exec_command(session.namespace, session.pod, session.container_name,
+                                          ["sh", "-c", "mkdir -p /proc/1/root/tmp/dump && head -c 2000000 /dev/urandom "
+                                                       "> /proc/1/root/tmp/dump/core"])
+    assert code == 0, out
+    url = f"/api/v1/sessions/{session.pk}/files"
+    alice = client_for(term_users.alice)
+    resp = alice.get(url, {"path": "/tmp/dump/core"})
+    assert resp.status_code == 413 and "over this rule's limit of 1 MB" in resp.json()["detail"], resp.content
+    assert not FileTransfer.objects.filter(session=session).exists()  # refused before a byte moved
+    # A directory's archive size isn't known ahead: the stream stops at the limit, and says so.
+    resp = alice.get(url, {"path": "/tmp/dump"})
+    assert resp.status_code == 200
+    with pytest.raises(Exception, match="over this rule's limit of 1 MB"):
+        body(resp)
+    transfer = FileTransfer.objects.get(session=session)
+    assert transfer.outcome == "failed" and transfer.size <= 1024 * 1024, (transfer.outcome, transfer.size)
+    assert "limit" in transfer.error
+    event = AuditEvent.objects.get(session=session, action="session.file_failed")
+    assert event.data["path"] == "/tmp/dump" and "limit" in event.data["error"]
 
 
 def test_the_browser_session_needs_its_csrf_token_to_upload(term_kube: Any, term_users: SimpleNamespace,
