@@ -118,6 +118,39 @@ def test_a_node_pods_create_and_delete_say_whom_they_are_for(transactional_db: A
     assert _agents(log, pod=session.pod, verb="delete") == {mine}
 
 
+def test_a_copys_create_delete_and_its_file_reads_say_whom_they_are_for(
+    transactional_db: Any, audited: tuple[RunningCluster, Path], alice: Any, bob: Any
+) -> None:
+    from rest_framework.test import APIClient
+
+    from tests.sessions.test_files import body
+
+    _, log = audited
+    req = request_services.request_create(requester=alice, kind="copy", namespace="payments",
+                                          pod="payments-api-5f7b9c6d4-q8wzt", container="api", image="busybox",
+                                          profile="general", reason="ua", duration_minutes=15, origin=None, copy={})
+    request_services.request_approve(request_id=req.pk, approver=bob, origin=None)
+    session = _until_running(DebugSession.objects.get(request=req))
+    assert session.status == SessionStatus.RUNNING, session.failure_message
+    files = APIClient()
+    files.force_authenticate(alice)
+    resp = files.get(f"/api/v1/sessions/{session.pk}/files", {"path": "/etc/passwd"})
+    assert resp.status_code == 200, getattr(resp, "data", resp)
+    assert b"root:" in body(resp)
+    services.session_end(session_id=session.pk, actor=alice, reason=EndReason.USER)
+    from sessions import cluster_stop
+
+    assert cluster_stop.join_background(30)
+    mine = for_session(session.pk, "alice")
+    creates = {e["userAgent"] for e in _events(log) if e["verb"] == "create" and e["objectRef"].get("resource") == "pods"
+               and not e["objectRef"].get("subresource")}
+    assert creates == {mine, for_requester("alice")}  # the copy, and the request's dry run of it
+    # The file's lookup, stat and read, and the stop: each an exec in the copy's debug container.
+    assert _agents(log, pod=session.pod, verb="get", subresource="exec") == {mine}
+    assert len([e for e in _events(log) if e["verb"] == "get" and e["objectRef"].get("subresource") == "exec"]) >= 3
+    assert _agents(log, pod=session.pod, verb="delete") == {mine}
+
+
 @pytest.mark.asyncio
 async def test_the_terminals_attach_says_whom_it_is_for(audited: tuple[RunningCluster, Path],
                                                          term_users: SimpleNamespace) -> None:
