@@ -78,3 +78,40 @@ async def test_the_terminal_shows_what_the_profile_grants(profile: str, term_kub
     finally:
         await term.close()
         await sync_to_async(services.session_end)(session_id=session.pk, actor=term_users.alice, reason=EndReason.USER)
+
+
+async def test_a_copys_terminal_is_its_debug_container_beside_the_replaced_target(term_kube: Any, term_users: Any) -> None:
+    """kubectl debug --copy-to, through the portal: the shell shares the copy's processes (the
+    pause process is PID 1), the crashing worker's command was replaced, the host is the copy."""
+    from approvals.services import request_approve, request_create
+    from sessions import services
+    from sessions.choices import EndReason
+
+    def create() -> DebugSession:
+        req = request_create(requester=term_users.alice, kind="copy", namespace="payments",
+                             pod="ledger-worker-6b8d7f9c5-m4n7p", container="worker", image="busybox", profile="general",
+                             reason="it crashes at start", duration_minutes=15, origin=None,
+                             copy={"command": ["sleep", "infinity"]})
+        request_approve(request_id=req.pk, approver=term_users.bob, origin=None)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            session = DebugSession.objects.get(request=req)
+            if session.status == "running":
+                return session
+            assert session.status == "provisioning", session.failure_message
+            time.sleep(0.2)
+        raise AssertionError("the copy's session never ran")
+
+    session = await sync_to_async(create)()
+    term, connected = await open_term(session, user=term_users.alice)
+    try:
+        assert connected
+        await term.until(lambda: any(s["event"] == "connected" for s in term.statuses))
+        await term.resize(160, 40)
+        assert (await term.run("hostname", "host")).strip() == session.pod.encode()
+        ps = await term.run("ps -o pid,args", "ps")
+        assert re.search(rb"^\s*1\s+\S*/pause", ps, re.M), ps
+        assert b"sleep infinity" in ps and b"cannot reach the database" not in ps, ps
+    finally:
+        await term.close()
+        await sync_to_async(services.session_end)(session_id=session.pk, actor=term_users.alice, reason=EndReason.USER)
