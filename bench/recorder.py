@@ -235,11 +235,10 @@ def main() -> None:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
     finally:
         if postgres:
-            from django.db import connections
 
             from sessions.recording import live
 
-            live._writer.submit(connections.close_all).result()  # the writer thread's own connection
+            live.close_writer_connection()  # the writer thread's own connection
             connection.creation.destroy_test_db(old_name, verbosity=0)
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -239,3 +239,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     from sessions import cluster_stop
 
     cluster_stop.join_background(60)
+    if nextitem is None:  # the last test: the session's fixtures (the test database) go next
+        from sessions.recording import live
+
+        live.close_writer_connection()

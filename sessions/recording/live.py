@@ -14,16 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection
 
 from portal import metrics
 from sessions.bridge import registry
 from sessions.recording.recorder import Recorder
+from sessions.recording.writer import Writer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -114,25 +113,17 @@ def install() -> None:
             hooks.append(hook)  # type: ignore[arg-type]
 
 
-# The recording's own writer thread. Not Channels' shared database thread: every websocket
-# message of every consumer first runs a hop on that one (aclose_old_connections), so
-# keystrokes and ACKs queued behind recording writes and typing lagged by seconds while other
-# sessions streamed. One thread: writes of all sessions serialize here, each session's in order.
-_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording-writer")
-
-
-def _in_writer(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
-    try:
-        return fn(**kwargs)
-    finally:
-        # Not kept open between writes (every 0.5 s at most per session): an idle connection
-        # held by a thread nobody closes would outlive a database restart, and keeps a test
-        # database from being dropped.
-        connection.close()
+# The recording's own writer thread (sessions/recording/writer.py): all sessions' flushes.
+_writer = Writer()
 
 
 async def _write(fn: Callable[..., T], **kwargs: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(_writer, _in_writer, fn, kwargs)
+    return await asyncio.wrap_future(_writer.submit(fn, **kwargs))
+
+
+def close_writer_connection() -> None:
+    """Close the writer thread's database connection (waits for it): before a test database goes."""
+    _writer.close_connection().result(timeout=30)
 
 
 async def flush(session_id: str) -> None:

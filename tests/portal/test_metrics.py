@@ -212,9 +212,8 @@ def test_recording_writes_count_their_bytes_and_lag(alice: Any, bob: Any, make_r
             live._flush_locks.pop(sid, None)
 
     asyncio.run(write())
-    from django.db import connections
 
-    live._writer.submit(connections.close_all).result()  # the writer thread's connection: gone before teardown
+    live.close_writer_connection()  # the writer thread's connection: gone before teardown
     assert (REGISTRY.get_sample_value("ephemera_recording_bytes_total", {"kind": "raw"}) or 0) > raw
     assert REGISTRY.get_sample_value("ephemera_recording_flush_lag_seconds_count") == lags + 1
     assert (REGISTRY.get_sample_value("ephemera_recording_flush_lag_seconds_bucket", {"le": "2.0"}) or 0) < lags + 1
