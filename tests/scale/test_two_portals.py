@@ -82,6 +82,13 @@ async def test_a_terminal_dropped_on_a_reattaches_through_b_and_b_watches_it(dep
     finally:
         await watch.close()
     await term.close()  # the browser drops the connection
+    # A writes what it still held when the terminal closed (and within a second anyway: the
+    # durability the docs promise). B rebuilds the screen from that once it is stored; on a
+    # loaded CI machine B's connect could come first.
+    deadline = time.monotonic() + 10
+    while b"watched-42" not in api(b, tokens["alice"], "GET", f"/api/v1/sessions/{session}/recording.cast").content:
+        assert time.monotonic() < deadline, "A never stored the recording"
+        await asyncio.sleep(0.2)
 
     again = await connect(b, f"/ws/sessions/{session}/terminal", tokens["alice"])
     try:
