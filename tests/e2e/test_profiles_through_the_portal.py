@@ -9,15 +9,13 @@ distroless nginx); baseline and netadmin are root without SYS_PTRACE and get Per
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 
 from kubesim.testing import NONROOT_IMAGE, debug_image
-from sessions.models import DebugSession
-from tests.sessions.conftest import TARGET_CONTAINER, nginx_pod, open_term
+from tests.sessions.conftest import create_running_session, open_term
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -32,23 +30,6 @@ EXPECTED: dict[str, tuple[int, bool, int, int]] = {
 }
 
 
-def _running(users: Any, profile: str) -> DebugSession:
-    from approvals.services import request_approve, request_create
-
-    req = request_create(requester=users.alice, namespace="default", pod=nginx_pod(), container=TARGET_CONTAINER,
-                         image=debug_image(profile), profile=profile, reason="what does it grant", duration_minutes=15,
-                         origin=None)
-    request_approve(request_id=req.pk, approver=users.bob, origin=None)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        session = DebugSession.objects.get(request=req)
-        if session.status == "running":
-            return session
-        assert session.status == "provisioning", session.failure_message
-        time.sleep(0.2)
-    raise AssertionError("the session never ran")
-
-
 @pytest.mark.parametrize("profile", list(EXPECTED))
 async def test_the_terminal_shows_what_the_profile_grants(profile: str, term_kube: Any, term_users: Any, use_policy: Any) -> None:
     from sessions import services
@@ -56,7 +37,8 @@ async def test_the_terminal_shows_what_the_profile_grants(profile: str, term_kub
 
     use_policy(f'{{images: [busybox, "{NONROOT_IMAGE}"], rules: [{{name: default}}]}}')
     uid, readable, present, absent = EXPECTED[profile]
-    session = await sync_to_async(_running)(term_users, profile)
+    session = await sync_to_async(create_running_session)(term_users, image=debug_image(profile), profile=profile,
+                                                          reason="what does it grant", duration_minutes=15)
     term, connected = await open_term(session, user=term_users.alice)
     try:
         assert connected
@@ -83,26 +65,12 @@ async def test_the_terminal_shows_what_the_profile_grants(profile: str, term_kub
 async def test_a_copys_terminal_is_its_debug_container_beside_the_replaced_target(term_kube: Any, term_users: Any) -> None:
     """kubectl debug --copy-to, through the portal: the shell shares the copy's processes (the
     pause process is PID 1), the crashing worker's command was replaced, the host is the copy."""
-    from approvals.services import request_approve, request_create
     from sessions import services
     from sessions.choices import EndReason
 
-    def create() -> DebugSession:
-        req = request_create(requester=term_users.alice, kind="copy", namespace="payments",
-                             pod="ledger-worker-6b8d7f9c5-m4n7p", container="worker", image="busybox", profile="general",
-                             reason="it crashes at start", duration_minutes=15, origin=None,
-                             copy={"command": ["sleep", "infinity"]})
-        request_approve(request_id=req.pk, approver=term_users.bob, origin=None)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            session = DebugSession.objects.get(request=req)
-            if session.status == "running":
-                return session
-            assert session.status == "provisioning", session.failure_message
-            time.sleep(0.2)
-        raise AssertionError("the copy's session never ran")
-
-    session = await sync_to_async(create)()
+    session = await sync_to_async(create_running_session)(
+        term_users, kind="copy", namespace="payments", pod="ledger-worker-6b8d7f9c5-m4n7p", container="worker",
+        reason="it crashes at start", duration_minutes=15, copy={"command": ["sleep", "infinity"]})
     term, connected = await open_term(session, user=term_users.alice)
     try:
         assert connected

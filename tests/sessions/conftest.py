@@ -80,28 +80,38 @@ def nginx_pod() -> str:
     return pods[0].name
 
 
-def create_running_session(users: SimpleNamespace, *, timeout: float = 60.0) -> Any:
-    """The real path: alice requests, bob approves, the provisioner makes it run."""
+def create_running_session(users: SimpleNamespace, *, timeout: float = 60.0, **request: Any) -> Any:
+    """The real path: alice requests, bob approves, the provisioner makes it run.
+
+    `request` overrides the request's fields (profile, image, kind, pod, copy, ...)."""
     from approvals.services import request_approve, request_create
+
+    fields: dict[str, Any] = {"namespace": "default", "container": TARGET_CONTAINER, "image": "busybox",
+                              "profile": "general", "reason": "terminal test", "duration_minutes": 30, **request}
+    if "pod" not in fields and fields.get("kind", "pod") != "node":
+        fields["pod"] = nginx_pod()
+    req = request_create(requester=users.alice, origin=None, **fields)
+    request_approve(request_id=req.pk, approver=users.bob, origin=None)
+    return wait_running(req, timeout=timeout)
+
+
+def wait_running(req: Any, *, timeout: float = 60.0) -> Any:
+    """The request's session once the provisioner has it running (AssertionError if it fails)."""
     from sessions.models import DebugSession
 
-    req = request_create(
-        requester=users.alice, namespace="default", pod=nginx_pod(), container=TARGET_CONTAINER,
-        image="busybox", profile="general", reason="terminal test", duration_minutes=30, origin=None,
-    )
-    request_approve(request_id=req.pk, approver=users.bob, origin=None)
     deadline = time.monotonic() + timeout
+    session = None
     while time.monotonic() < deadline:
         try:
             session = DebugSession.objects.get(request=req)
-        except OperationalError:  # the in-memory test SQLite locks tables while the provisioner writes
+        except (OperationalError, DebugSession.DoesNotExist):  # the test SQLite locks tables while the provisioner writes
             time.sleep(0.05)
             continue
         if session.status == "running":
             return session
         assert session.status == "provisioning", f"provisioning failed: {session.failure_message}"
         time.sleep(0.2)
-    raise AssertionError(f"session not running after {timeout}s: {session.progress}")
+    raise AssertionError(f"session not running after {timeout}s: {session.progress if session else 'no session'}")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import io
 import json
 import re
 import tarfile
-import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,8 +27,7 @@ from portal.models import AuditEvent
 from sessions.files.models import FileTransfer
 from sessions.models import DebugSession
 from sessions.recording.selectors import iter_cast
-from tests.conftest import TARGET_CONTAINER
-from tests.sessions.conftest import nginx_pod
+from tests.sessions.conftest import create_running_session
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -55,19 +53,7 @@ def files_policy(settings: Any) -> None:
 
 
 def running(users: SimpleNamespace, profile: str = "general") -> DebugSession:
-    from approvals.services import request_approve, request_create
-
-    req = request_create(requester=users.alice, namespace="default", pod=nginx_pod(), container=TARGET_CONTAINER,
-                         image=debug_image(profile), profile=profile, reason="files", duration_minutes=30, origin=None)
-    request_approve(request_id=req.pk, approver=users.bob, origin=None)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        session = DebugSession.objects.get(request=req)
-        if session.status == "running":
-            return session
-        assert session.status == "provisioning", session.failure_message
-        time.sleep(0.2)
-    raise AssertionError("the session never ran")
+    return create_running_session(users, image=debug_image(profile), profile=profile, reason="files")
 
 
 def client_for(user: Any) -> APIClient:
