@@ -13,6 +13,8 @@ import asyncio
 import asyncio.sslproto
 import json
 import logging
+import weakref
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -65,7 +67,7 @@ class ChannelStream:
     """An open attach/exec stream. Not thread-safe: use from one event loop."""
 
     ws: aiohttp.ClientWebSocketResponse
-    http: aiohttp.ClientSession = field(repr=False)
+    http: _SharedSession = field(repr=False)
     protocol: str
     _closed: bool = False
 
@@ -125,7 +127,7 @@ class ChannelStream:
         try:
             await self.ws.close()
         finally:
-            await self.http.close()
+            await self.http.release()
 
 
 def attach_url(conn: KubeConnection, *, namespace: str, pod: str, container: str) -> str:
@@ -195,28 +197,77 @@ def _exit_code(status: dict[str, Any]) -> int:
     raise AttachError(f"the command could not run: {str(status.get('message') or 'unknown error')[:300]}", retryable=False)
 
 
+# The body of a refused upgrade, for the _open that is waiting on it. A context variable, not a
+# closure per session: the trace hook is the shared session's, and it runs in the task of the
+# request that got the answer, so each _open sees only its own refusal.
+_refused: ContextVar[dict[str, bytes] | None] = ContextVar("ephemera_attach_refused", default=None)
+
+
+async def _keep_refusal(_session: Any, _ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams) -> None:
+    # aiohttp drops the body of a refused upgrade; the Status message in it is the only
+    # useful explanation ("container not running", "pods ... not found"), so read it here.
+    box = _refused.get()
+    resp = params.response
+    if box is None or resp.status < 400:
+        return
+    try:
+        box["body"] = await resp.content.read(64 * 1024)
+    except (aiohttp.ClientError, OSError):
+        box["body"] = b""
+
+
+class _SharedSession:
+    """One aiohttp ClientSession (and connector) for every open stream of an event loop.
+
+    A session per stream cost each idle terminal ~8.5 KiB (tracemalloc) for a connector and a
+    cookie jar it never used. Counted: the last stream to close closes the session, so a loop
+    that ends (a test's, a management command's) leaves nothing unclosed, and the next stream
+    opens a fresh one. No connection limit: every terminal holds its websocket for hours.
+    """
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SharedSession] = weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(_keep_refusal)
+        self.client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
+            trace_configs=[trace],
+            timeout=aiohttp.ClientTimeout(total=None),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        self.users = 0
+
+    @classmethod
+    def acquire(cls) -> _SharedSession:
+        loop = asyncio.get_running_loop()
+        shared = cls._by_loop.get(loop)
+        if shared is None or shared.client.closed:
+            shared = cls._by_loop[loop] = cls()
+        shared.users += 1
+        return shared
+
+    async def release(self) -> None:
+        self.users -= 1
+        if self.users > 0:
+            return
+        loop = asyncio.get_running_loop()
+        if self._by_loop.get(loop) is self:
+            del self._by_loop[loop]
+        # Shielded: a caller cancelled while closing must not leave the session half open.
+        await asyncio.shield(self.client.close())
+
+
 async def _open(conn: KubeConnection, url: str, *, timeout: float) -> ChannelStream:
-    refused: dict[str, Any] = {}
-
-    async def keep_refusal(_session: Any, _ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams) -> None:
-        # aiohttp drops the body of a refused upgrade; the Status message in it is the only
-        # useful explanation ("container not running", "pods ... not found"), so read it here.
-        resp = params.response
-        if resp.status >= 400:
-            try:
-                refused["body"] = await resp.content.read(64 * 1024)
-            except (aiohttp.ClientError, OSError):
-                refused["body"] = b""
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_end.append(keep_refusal)
-    http = aiohttp.ClientSession(trace_configs=[trace], timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout))
+    refused: dict[str, bytes] = {}
+    token = _refused.set(refused)
+    http = _SharedSession.acquire()
     opened = False
     try:
-        # The handshake as a whole is bounded too: an apiserver that accepts the connection and
+        # The handshake as a whole is bounded: an apiserver that accepts the connection and
         # never answers the upgrade (a hung kubelet behind it) must not hold a terminal or a stop.
         async with asyncio.timeout(timeout):
-            ws = await http.ws_connect(
+            ws = await http.client.ws_connect(
                 url,
                 headers={**conn.headers, "User-Agent": current_user_agent()},
                 protocols=PROTOCOLS,
@@ -236,14 +287,15 @@ async def _open(conn: KubeConnection, url: str, *, timeout: float) -> ChannelStr
         log.warning("cannot reach the cluster for attach/exec: %s", type(exc).__name__)
         raise AttachError(f"cannot reach the cluster ({type(exc).__name__})") from None
     finally:
+        _refused.reset(token)
         # Also when the caller is cancelled mid-handshake (a terminal closed while its attach
-        # was opening): an unclosed session would be reported at garbage collection.
+        # was opening): the session's count must come down, or it would never be closed.
         if not opened:
-            await asyncio.shield(http.close())
+            await http.release()
     protocol = ws.protocol or ""
     if protocol not in PROTOCOLS:
         await ws.close()
-        await http.close()
+        await http.release()
         raise AttachError(f"the cluster chose no supported stream protocol ({protocol or 'none'})", retryable=False)
     return ChannelStream(ws=ws, http=http, protocol=protocol)
 

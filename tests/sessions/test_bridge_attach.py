@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from portal.kube.attach import PROTOCOLS, AttachError, open_attach, open_exec
@@ -84,3 +86,37 @@ async def test_a_hung_handshake_is_bounded(term_kube, term_session):
     finally:
         term_kube.faults.clear()
     assert time.monotonic() - started < 3 and "cannot reach the cluster" in err.value.message
+
+
+async def test_streams_of_a_loop_share_one_client_closed_with_the_last(term_kube, term_session):
+    from portal.kube.attach import _SharedSession
+
+    conn = load_connection()
+    args = {"namespace": "default", "pod": term_session.pod, "container": term_session.container_name}
+    first = await open_exec(conn, command=["sh", "-c", "sleep 5"], tty=False, **args)
+    second = await open_exec(conn, command=["sh", "-c", "sleep 5"], tty=False, **args)
+    assert first.http is second.http and first.http.users == 2
+    client = first.http.client
+    await first.close()
+    assert not client.closed
+    await second.close()
+    assert client.closed
+    third = await open_exec(conn, command=["true"], tty=False, **args)
+    try:
+        assert third.http.client is not client and not third.http.client.closed
+    finally:
+        await third.close()
+    assert asyncio.get_running_loop() not in _SharedSession._by_loop
+
+
+async def test_refusals_opened_side_by_side_each_get_their_own_explanation(term_kube, term_session):
+    conn = load_connection()
+    results = await asyncio.gather(
+        *(open_attach(conn, namespace="default", pod=f"missing-{i}", container="c") for i in range(5)),
+        *(open_attach(conn, namespace="default", pod=term_session.pod, container=f"nope{i}") for i in range(5)),
+        return_exceptions=True,
+    )
+    for i, err in enumerate(results[:5]):
+        assert isinstance(err, AttachError) and err.status == 404 and f"missing-{i}" in err.message, err
+    for i, err in enumerate(results[5:]):
+        assert isinstance(err, AttachError) and err.status == 400 and f"nope{i}" in err.message, err
