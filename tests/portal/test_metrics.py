@@ -201,15 +201,14 @@ def test_recording_writes_count_their_bytes_and_lag(alice: Any, bob: Any, make_r
     lags = REGISTRY.get_sample_value("ephemera_recording_flush_lag_seconds_count") or 0.0
 
     async def write() -> None:
-        rec = live._recorders[sid] = Recorder(sid, record_input=True)
-        live._flush_locks[sid] = asyncio.Lock()
+        rec = Recorder(sid, record_input=True)
+        live._live[sid] = live._Live(rec)
         try:
             rec.output(b"hello from the shell\r\n")
             rec._batch.events[0] = (time.time() - 3, *rec._batch.events[0][1:])  # waited 3 s
             await live.flush(sid)
         finally:
-            live._recorders.pop(sid, None)
-            live._flush_locks.pop(sid, None)
+            live._live.pop(sid, None)
 
     asyncio.run(write())
 
