@@ -39,10 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / ".venv" / "bin" / "kubectl-ephemera"
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (/proc/PID/stat, fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+cpu_seconds = tb.cpu_seconds
 
 
 class PluginTerm:

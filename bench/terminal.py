@@ -9,7 +9,8 @@ DATABASE_URL, a scratch database of its own next to the one named, dropped at th
 creates a user, an API token and auto-approved debug sessions through the services, starts
 the portal under Daphne on 127.0.0.1, then measures, each through Ephemera and directly
 against kubesim's attach:
-  - idle: Daphne's RSS before/after opening --idle terminal websockets (per terminal);
+  - idle: Daphne's RSS before/after opening --idle terminal websockets (per terminal), and
+    its CPU over 10 s of nothing happening, with one terminal open and with all of them;
   - echo: one byte in, wait for its echo, --keystrokes times (p50, p99);
   - flood: bulk output through the terminal, median of --runs, for three kinds of output:
     `zeros` (`head -c | tr`: compresses 1000:1, flatters the recorder), `seq` (`seq 1 N`)
@@ -70,6 +71,19 @@ def free_port() -> int:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def idle_cpu_percent(pid: int, seconds: float) -> float:
+    """The share of one core a process used over `seconds` of doing nothing asked of it."""
+    start = cpu_seconds(pid)
+    await asyncio.sleep(seconds)
+    return 100 * (cpu_seconds(pid) - start) / seconds
 
 
 def rss_kib(pid: int) -> int:
@@ -578,6 +592,9 @@ class Ctx:
         return await DirectTerm.open(s.namespace, s.pod, s.container_name)
 
 
+IDLE_CPU_SECONDS = 10.0
+
+
 async def part_idle(ctx: Ctx, count: int) -> None:
     # The main terminal first: it warms Daphne up (lazy imports, first cluster connection), so
     # the idle measurement only sees the per-terminal cost.
@@ -585,6 +602,7 @@ async def part_idle(ctx: Ctx, count: int) -> None:
     await settle(warm)
     await asyncio.sleep(1)
     before = rss_kib(ctx.daphne_pid)
+    cpu_before = await idle_cpu_percent(ctx.daphne_pid, IDLE_CPU_SECONDS)
     http_idle = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     # 25 handshakes at a time: Twisted listens with a backlog of 50, and 200 connects in the
     # same millisecond overflow it (resets); browsers don't arrive that way.
@@ -599,6 +617,10 @@ async def part_idle(ctx: Ctx, count: int) -> None:
     after = rss_kib(ctx.daphne_pid)
     print(f"idle terminals: {len(terms)}  daphne RSS before {before} KiB  after {after} KiB")
     print(f"idle memory per terminal session: {(after - before) / len(terms):.0f} KiB (goal <= 128)", flush=True)
+    # What the open terminals cost while nobody types and nothing prints: their timers.
+    cpu_after = await idle_cpu_percent(ctx.daphne_pid, IDLE_CPU_SECONDS)
+    print(f"daphne CPU while idle, {IDLE_CPU_SECONDS:.0f} s: {cpu_before:.1f}% of a core with one terminal, "
+          f"{cpu_after:.1f}% with {len(terms) + 1}", flush=True)
     await asyncio.gather(*(t.close() for t in terms))
     await http_idle.close()
     await warm.close()
