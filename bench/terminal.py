@@ -758,30 +758,36 @@ def _with_kubeconfig(path: Path, fn: Callable[[], Any]) -> Any:
         return fn()
 
 
-async def part_ttyd(ctx: Ctx, files: dict[str, Path], mb: int, runs: int, keystrokes: int) -> None:
+async def part_ttyd(ctx: Ctx, files: dict[str, Path], mb: int, runs: int, keystrokes: int, log_path: Path) -> None:
     binary = shutil.which("ttyd")
     if binary is None:
-        print("ttyd: skipped, no `ttyd` on PATH (Debian 12 has no ttyd package; `apt-cache policy ttyd`)", flush=True)
+        print("ttyd: skipped, no `ttyd` on PATH (Debian 12 has no ttyd package; docs/performance.md says how to build one)",
+              flush=True)
         return
     port = free_port()
+    log = open(log_path, "w")  # noqa: SIM115, ASYNC230 (a local file, closed with the process)
     proc = await asyncio.create_subprocess_exec(
-        binary, "-W", "-i", "127.0.0.1", "-p", str(port), "sh", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        binary, "-W", "-i", "127.0.0.1", "-p", str(port), "sh", stdout=log, stderr=subprocess.STDOUT,
     )
     try:
         await asyncio.sleep(1)
         term = await TtydTerm.open(port)
+        # ttyd starts the shell when the websocket opens: wait for its prompt, or the first Ctrl-C
+        # of settle() reaches sh before it ignores SIGINT and ends it (exit code 130).
+        await asyncio.wait_for(term.read(), 10)
         lat = await echo_latencies(term, keystrokes)
         size = mb * MB
         for kind in ("seq", "mixed"):
             speeds = [await flood(term, flood_command(kind, size, files), size) for _ in range(runs)]
-            print(f"ttyd flood {kind:<5} ({mb} MB x {runs}): {statistics.median(speeds):.1f} MB/s [{fmt_runs(speeds)}]")
+            print(f"ttyd flood {kind:<5} ({mb} MB x {runs}, this machine's sh, no container): {statistics.median(speeds):.1f} MB/s [{fmt_runs(speeds)}]")
         await term.close()
         print(f"ttyd echo (n={keystrokes}): p50 {percentile(lat, 0.5):.2f} ms  p99 {percentile(lat, 0.99):.2f} ms", flush=True)
     except Exception as exc:  # an outside anchor: its failure is a note, not the bench's end
-        print(f"ttyd: failed ({type(exc).__name__}: {exc})", flush=True)
+        print(f"ttyd: failed ({type(exc).__name__}: {exc}; its log: {log_path})", flush=True)
     finally:
         proc.terminate()
         await proc.wait()
+        log.close()
 
 
 @contextlib.contextmanager
@@ -823,7 +829,7 @@ async def measure(args: argparse.Namespace, port: int, token: str, sessions: lis
             ("flood", lambda: part_flood(ctx, args.mb, args.runs, args.kinds.split(","))),
             ("probe", lambda: part_probe(ctx, args.stream_counts, args.probe_keys, args.stream_pace)),
             ("relay", lambda: part_relay(ctx, env, tmp, args.relay_mb, args.runs, args.keystrokes, args.relay_counts, args.probe_keys)),
-            ("ttyd", lambda: part_ttyd(ctx, files, args.mb, args.runs, args.keystrokes)),
+            ("ttyd", lambda: part_ttyd(ctx, files, args.mb, args.runs, args.keystrokes, tmp / "ttyd.log")),
         ]
         for name, step in steps:
             if name in parts:
