@@ -243,3 +243,10 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         from sessions.recording import live
 
         live.close_writer_connection()
+        # Consumers' database_sync_to_async calls run in asgiref's one thread-sensitive worker
+        # thread, whose connection persists (CONN_MAX_AGE): on PostgreSQL it kept the test
+        # database "accessed by other users", and pytest-django could not drop it.
+        from asgiref.sync import SyncToAsync
+        from django.db import connections
+
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
